@@ -1,0 +1,182 @@
+#include "crypto/aead.hpp"
+
+#include <openssl/crypto.h>
+
+#include <cstring>
+
+namespace vanish::crypto {
+
+namespace {
+
+// Owns one thread's manager; the destructor runs at thread exit.
+struct ThreadMgr {
+  IMB_MGR* mgr = nullptr;
+  ~ThreadMgr() {
+    if (mgr != nullptr) free_mb_mgr(mgr);
+  }
+};
+
+thread_local ThreadMgr t_mgr;
+
+// NIST SP 800-38D: at most 2^39 - 256 bits of plaintext.
+constexpr uint64_t kGcmMaxLen = (uint64_t{1} << 36) - 32;
+
+// IPsec-MB (built with SAFE_PARAM) rejects null pointers even for zero lengths; point empty
+// inputs and outputs at this instead.
+alignas(16) uint8_t g_empty[16];
+
+constexpr GcmFns make_fns(AeadAlg alg) {
+  switch (alg) {
+    case AeadAlg::kAes128Gcm:
+      return {&IMB_MGR::gcm128_enc,         &IMB_MGR::gcm128_dec,
+              &IMB_MGR::gcm128_init_var_iv, &IMB_MGR::gcm128_enc_update,
+              &IMB_MGR::gcm128_dec_update,  &IMB_MGR::gcm128_enc_finalize,
+              &IMB_MGR::gcm128_dec_finalize};
+    case AeadAlg::kAes192Gcm:
+      return {&IMB_MGR::gcm192_enc,         &IMB_MGR::gcm192_dec,
+              &IMB_MGR::gcm192_init_var_iv, &IMB_MGR::gcm192_enc_update,
+              &IMB_MGR::gcm192_dec_update,  &IMB_MGR::gcm192_enc_finalize,
+              &IMB_MGR::gcm192_dec_finalize};
+    case AeadAlg::kAes256Gcm:
+      return {&IMB_MGR::gcm256_enc,         &IMB_MGR::gcm256_dec,
+              &IMB_MGR::gcm256_init_var_iv, &IMB_MGR::gcm256_enc_update,
+              &IMB_MGR::gcm256_dec_update,  &IMB_MGR::gcm256_enc_finalize,
+              &IMB_MGR::gcm256_dec_finalize};
+  }
+  return {};
+}
+
+bool params_ok(IMB_MGR* mgr, const GcmKey& key, std::span<const uint8_t> iv,
+               std::span<const uint8_t> aad, const void* in, const void* out, size_t len,
+               const void* tag, size_t tag_len) {
+  if (mgr == nullptr || !key.valid()) return false;
+  if (iv.empty() || iv.data() == nullptr) return false;
+  if (!aad.empty() && aad.data() == nullptr) return false;
+  if (tag == nullptr || tag_len == 0 || tag_len > kGcmMaxTagLen) return false;
+  if (len > kGcmMaxLen) return false;
+  if (len != 0 && (in == nullptr || out == nullptr)) return false;
+  return true;
+}
+
+}  // namespace
+
+const char* aead_alg_name(AeadAlg alg) {
+  switch (alg) {
+    case AeadAlg::kAes128Gcm:
+      return "aes128gcm";
+    case AeadAlg::kAes192Gcm:
+      return "aes192gcm";
+    case AeadAlg::kAes256Gcm:
+      return "aes256gcm";
+  }
+  return "?";
+}
+
+IMB_MGR* thread_imb_mgr() {
+  if (t_mgr.mgr != nullptr) [[likely]]
+    return t_mgr.mgr;
+  IMB_MGR* mgr = alloc_mb_mgr(0);
+  if (mgr == nullptr) return nullptr;
+  init_mb_mgr_auto(mgr, nullptr);
+  if (imb_get_errno(mgr) != 0) {
+    free_mb_mgr(mgr);
+    return nullptr;
+  }
+  t_mgr.mgr = mgr;
+  return mgr;
+}
+
+GcmKey::GcmKey(GcmKey&& other) noexcept
+    : data_(other.data_), fns_(other.fns_), alg_(other.alg_), valid_(other.valid_) {
+  other.reset();
+}
+
+GcmKey& GcmKey::operator=(GcmKey&& other) noexcept {
+  if (this != &other) {
+    reset();
+    data_ = other.data_;
+    fns_ = other.fns_;
+    alg_ = other.alg_;
+    valid_ = other.valid_;
+    other.reset();
+  }
+  return *this;
+}
+
+bool GcmKey::set(AeadAlg alg, std::span<const uint8_t> key) {
+  reset();
+  if (key.size() != aead_key_len(alg) || key.data() == nullptr) return false;
+  IMB_MGR* mgr = thread_imb_mgr();
+  if (mgr == nullptr) return false;
+  switch (alg) {
+    case AeadAlg::kAes128Gcm:
+      IMB_AES128_GCM_PRE(mgr, key.data(), &data_);
+      break;
+    case AeadAlg::kAes192Gcm:
+      IMB_AES192_GCM_PRE(mgr, key.data(), &data_);
+      break;
+    case AeadAlg::kAes256Gcm:
+      IMB_AES256_GCM_PRE(mgr, key.data(), &data_);
+      break;
+  }
+  fns_ = make_fns(alg);
+  alg_ = alg;
+  valid_ = true;
+  return true;
+}
+
+void GcmKey::reset() {
+  OPENSSL_cleanse(&data_, sizeof(data_));
+  fns_ = {};
+  valid_ = false;
+}
+
+bool gcm_seal(IMB_MGR* mgr, const GcmKey& key, std::span<const uint8_t> iv,
+              std::span<const uint8_t> aad, const uint8_t* in, uint8_t* out, size_t len,
+              uint8_t* tag, size_t tag_len) {
+  if (!params_ok(mgr, key, iv, aad, in, out, len, tag, tag_len)) return false;
+  if (len == 0) {
+    in = g_empty;
+    out = g_empty;
+  }
+  const uint8_t* aad_ptr = aad.empty() ? g_empty : aad.data();
+  const GcmFns& f = key.fns();
+  gcm_context_data ctx;
+  if (iv.size() == kGcmStdIvLen) {
+    (mgr->*f.enc)(key.data(), &ctx, out, in, len, iv.data(), aad_ptr, aad.size(), tag, tag_len);
+  } else {
+    (mgr->*f.init_var_iv)(key.data(), &ctx, iv.data(), iv.size(), aad_ptr, aad.size());
+    if (len != 0) (mgr->*f.enc_update)(key.data(), &ctx, out, in, len);
+    (mgr->*f.enc_finalize)(key.data(), &ctx, tag, tag_len);
+  }
+  return true;
+}
+
+bool gcm_open(IMB_MGR* mgr, const GcmKey& key, std::span<const uint8_t> iv,
+              std::span<const uint8_t> aad, const uint8_t* in, uint8_t* out, size_t len,
+              const uint8_t* tag, size_t tag_len) {
+  if (!params_ok(mgr, key, iv, aad, in, out, len, tag, tag_len)) return false;
+  if (len == 0) {
+    in = g_empty;
+    out = g_empty;
+  }
+  const uint8_t* aad_ptr = aad.empty() ? g_empty : aad.data();
+  const GcmFns& f = key.fns();
+  gcm_context_data ctx;
+  alignas(16) uint8_t computed[kGcmMaxTagLen];
+  if (iv.size() == kGcmStdIvLen) {
+    (mgr->*f.dec)(key.data(), &ctx, out, in, len, iv.data(), aad_ptr, aad.size(), computed,
+                  tag_len);
+  } else {
+    (mgr->*f.init_var_iv)(key.data(), &ctx, iv.data(), iv.size(), aad_ptr, aad.size());
+    if (len != 0) (mgr->*f.dec_update)(key.data(), &ctx, out, in, len);
+    (mgr->*f.dec_finalize)(key.data(), &ctx, computed, tag_len);
+  }
+  if (CRYPTO_memcmp(computed, tag, tag_len) != 0) {
+    if (len != 0) OPENSSL_cleanse(out, len);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace vanish::crypto
