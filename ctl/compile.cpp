@@ -1,0 +1,303 @@
+#include "ctl/compile.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <map>
+#include <unordered_map>
+
+namespace vanish::ctl {
+namespace {
+
+using Fingerprint = std::array<uint8_t, 32>;
+
+// Deleter of every SA this compiler creates. It carries a digest of everything that makes the
+// SA "the same SA" (never the key itself), so the next compile can find it again in
+// Snapshot::sa_owner through std::get_deleter without keeping key material around.
+struct SaTag {
+  Fingerprint fingerprint{};
+  void operator()(crypto::EspSa* sa) const { delete sa; }
+};
+
+struct SaSpec {
+  bool inbound = false;
+  std::string peer;     // the other node's name
+  unsigned worker = 0;  // outbound: sending worker; inbound: owner worker
+  unsigned n_workers = 0;
+  crypto::EspSaParams params;
+};
+
+Fingerprint fingerprint(const SaSpec& s) {
+  std::vector<uint8_t> buf;
+  auto add_u32 = [&](uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) buf.push_back(uint8_t(v >> shift));
+  };
+  auto add_bytes = [&](const uint8_t* p, size_t n) {
+    add_u32(uint32_t(n));
+    buf.insert(buf.end(), p, p + n);
+  };
+  add_u32(s.inbound ? 1 : 0);
+  add_bytes(reinterpret_cast<const uint8_t*>(s.peer.data()), s.peer.size());
+  add_u32(s.worker);
+  add_u32(s.n_workers);
+  add_u32(s.params.spi);
+  add_u32(uint32_t(s.params.alg));
+  add_bytes(s.params.key.data(), s.params.key.size());
+  add_bytes(s.params.salt.data(), s.params.salt.size());
+  add_u32(s.params.esn ? 1 : 0);
+  add_u32(s.params.replay_window_bits);
+  Fingerprint fp{};
+  unsigned int len = 0;
+  EVP_Digest(buf.data(), buf.size(), fp.data(), &len, EVP_sha256(), nullptr);
+  OPENSSL_cleanse(buf.data(), buf.size());
+  return fp;
+}
+
+class Compiler {
+ public:
+  Compiler(const config::Config& c, const CompileOptions& o, const dp::Snapshot* prev,
+           std::vector<ConfigError>* errors)
+      : c_(c), o_(o), prev_(prev), errors_(errors) {}
+
+  std::unique_ptr<dp::Snapshot> run() {
+    s_ = std::make_unique<dp::Snapshot>();
+    s_->generation = o_.generation;
+    s_->n_workers = o_.n_workers;
+    s_->fabric_mtu = fabric_mtu(c_);
+    s_->outer_ipv6 = c_.fabric().ipv6();
+    index_previous_sas();
+    nodes();
+    workloads();
+    neighbours();
+    if (!static_sas()) return nullptr;
+    return std::move(s_);
+  }
+
+ private:
+  static IpAddr addr_or_unspecified(const std::string& s) {
+    IpAddr a;
+    if (s.empty() || !IpAddr::parse(s, &a)) return IpAddr{};
+    return a;
+  }
+  static MacAddr mac_or_zero(const std::string& s) {
+    MacAddr m;
+    if (s.empty() || !MacAddr::parse(s, &m)) return MacAddr{};
+    return m;
+  }
+
+  void nodes() {
+    s_->nodes.reserve(c_.nodes_size());
+    for (int i = 0; i < c_.nodes_size(); i++) {
+      const config::Node& n = c_.nodes(i);
+      dp::NodeInfo info;
+      info.name = n.name();
+      info.spiffe_id = n.spiffe_id();
+      info.fabric_v4 = addr_or_unspecified(n.fabric_ipv4());
+      info.fabric_v6 = addr_or_unspecified(n.fabric_ipv6());
+      info.fabric_mac = mac_or_zero(n.fabric_mac());
+      info.gateway_v4 = addr_or_unspecified(n.gateway_ipv4());
+      info.gateway_v6 = addr_or_unspecified(n.gateway_ipv6());
+      info.local_mac = mac_or_zero(n.local_mac());
+      for (const auto& p : n.workload_prefixes()) {
+        IpPrefix pre;
+        if (IpPrefix::parse(p, &pre)) info.workload_prefixes.push_back(pre);
+      }
+      node_by_name_[n.name()] = uint32_t(i);
+      s_->nodes.push_back(std::move(info));
+    }
+    s_->self = NodeIdx(node_by_name_.at(c_.this_node()));
+  }
+
+  void workloads() {
+    size_t n_addrs = 0;
+    for (const auto& w : c_.workloads()) n_addrs += size_t(w.addresses_size());
+    s_->workload_by_ip = FlatMap<IpAddr, uint32_t, IpAddrHash>(n_addrs);
+    s_->workloads.reserve(c_.workloads_size());
+    s_->workload_meta.reserve(c_.workloads_size());
+    std::unordered_map<std::string, uint32_t> identity_by_principal;
+    uint32_t next_slot = 0;
+    for (int i = 0; i < c_.workloads_size(); i++) {
+      const istio::workload::Workload& w = c_.workloads(i);
+      std::string principal = workload_principal(w);
+      auto it = identity_by_principal.find(principal);
+      if (it == identity_by_principal.end()) {
+        dp::IdentityMeta im;
+        im.id = identity_id_for(principal);
+        im.principal = principal;
+        im.ns = w.namespace_();
+        im.service_account = workload_service_account(w);
+        uint32_t index = uint32_t(s_->identities.size());
+        s_->identity_by_id.insert(im.id.value, index);
+        s_->identities.push_back(std::move(im));
+        it = identity_by_principal.emplace(principal, index).first;
+      }
+      dp::WorkloadInfo info;
+      info.node = NodeIdx(node_by_name_.at(w.node()));
+      info.identity = s_->identities[it->second].id;
+      if (info.node == s_->self) info.neighbour_slot = next_slot++;
+      s_->workloads.push_back(info);
+
+      dp::WorkloadMeta meta;
+      meta.uid = w.uid();
+      meta.name = w.name();
+      meta.ns = w.namespace_();
+      meta.service_account = workload_service_account(w);
+      for (const auto& raw : w.addresses()) {
+        IpAddr a;
+        if (!IpAddr::from_bytes(raw, &a)) continue;
+        meta.addresses.push_back(a);
+        s_->workload_by_ip.insert(a, uint32_t(i));
+      }
+      s_->workload_meta.push_back(std::move(meta));
+    }
+    n_local_ = next_slot;
+  }
+
+  void neighbours() {
+    auto table = std::make_shared<dp::NeighbourTable>(n_local_);
+    // Learned MACs of addresses that were local workloads in the previous generation.
+    if (prev_ && prev_->neighbours) {
+      for (size_t i = 0; i < s_->workloads.size(); i++) {
+        uint32_t slot = s_->workloads[i].neighbour_slot;
+        if (slot == kInvalidIdx) continue;
+        for (const IpAddr& a : s_->workload_meta[i].addresses) {
+          const uint32_t* old = prev_->workload_by_ip.find(a);
+          if (!old || *old >= prev_->workloads.size()) continue;
+          MacAddr mac;
+          if (prev_->neighbours->get(prev_->workloads[*old].neighbour_slot, &mac)) {
+            table->learn(slot, mac);
+            break;
+          }
+        }
+      }
+    }
+    // Static entries (validated: each names an address of a local workload).
+    for (const auto& n : c_.neighbours()) {
+      IpAddr a;
+      MacAddr mac;
+      if (!IpAddr::parse(n.address(), &a) || !MacAddr::parse(n.mac(), &mac)) continue;
+      const dp::WorkloadInfo* w = s_->workload(a);
+      if (w && w->neighbour_slot != kInvalidIdx) table->learn(w->neighbour_slot, mac);
+    }
+    s_->neighbours = std::move(table);
+  }
+
+  void index_previous_sas() {
+    if (!prev_) return;
+    for (const auto& sa : prev_->sa_owner) {
+      if (const SaTag* tag = std::get_deleter<SaTag>(sa)) previous_sas_[tag->fingerprint] = sa;
+    }
+  }
+
+  // The previous generation's SA for `spec` if there is one, else a new one. Null on failure.
+  crypto::EspSa* sa_for(const SaSpec& spec, const std::string& resource) {
+    Fingerprint fp = fingerprint(spec);
+    std::shared_ptr<crypto::EspSa> sa;
+    auto it = previous_sas_.find(fp);
+    if (it != previous_sas_.end()) {
+      sa = it->second;
+    } else {
+      sa = std::shared_ptr<crypto::EspSa>(new crypto::EspSa(), SaTag{fp});
+      if (!sa->init(spec.params)) {
+        errors_->push_back({resource, "",
+                            "the ESP layer refused SPI " + std::to_string(spec.params.spi) + " (" +
+                                (spec.inbound ? "inbound" : "outbound") + ")"});
+        return nullptr;
+      }
+    }
+    s_->sa_owner.push_back(sa);
+    return sa.get();
+  }
+
+  bool static_sas() {
+    s_->peer_tx.assign(s_->nodes.size(), dp::PeerTx{});
+    for (dp::PeerTx& pt : s_->peer_tx) pt.outer_ipv6 = s_->outer_ipv6;
+    const std::string& self = c_.this_node();
+    bool ok = true;
+    for (const config::StaticSa& sa : c_.static_sas()) {
+      bool out = sa.from_node() == self, in = sa.to_node() == self;
+      if (!out && !in) continue;
+      std::string resource = "static_sa " + sa.from_node() + "->" + sa.to_node();
+      std::vector<uint8_t> key, salt;
+      crypto::AeadAlg alg{};
+      parse_hex(sa.key_hex(), &key);  // validated
+      parse_hex(sa.salt_hex(), &salt);
+      parse_cipher(sa.cipher(), &alg);
+      SaSpec spec;
+      spec.n_workers = o_.n_workers;
+      spec.params.alg = alg;
+      spec.params.key = std::span<const uint8_t>(key.data(), key.size());
+      std::copy_n(salt.begin(), std::min<size_t>(salt.size(), 4), spec.params.salt.begin());
+      spec.params.esn = static_sa_esn(sa);
+      spec.params.replay_window_bits = static_sa_replay_window(sa);
+
+      if (out) {
+        uint32_t peer = node_by_name_.at(sa.to_node());
+        dp::PeerTx& pt = s_->peer_tx[peer];
+        spec.inbound = false;
+        spec.peer = sa.to_node();
+        bool all = true;
+        for (unsigned w = 0; w < o_.n_workers; w++) {
+          spec.worker = w;
+          spec.params.spi = sa.spi_base() + w;
+          pt.sa[w] = sa_for(spec, resource);
+          pt.udp_sport[w] = static_sa_udp_sport(sa, w);
+          all = all && pt.sa[w] != nullptr;
+        }
+        const dp::NodeInfo& pn = s_->nodes[peer];
+        bool has_addr =
+            pt.outer_ipv6 ? !pn.fabric_v6.is_unspecified() : !pn.fabric_v4.is_unspecified();
+        pt.reachable = all && has_addr;
+        ok = ok && all;
+      }
+      if (in) {
+        uint32_t peer = node_by_name_.at(sa.from_node());
+        spec.inbound = true;
+        spec.peer = sa.from_node();
+        for (unsigned k = 0; k < dp::kMaxWorkers; k++) {
+          spec.params.spi = sa.spi_base() + k;
+          spec.worker = k % o_.n_workers;
+          dp::InboundSa entry;
+          entry.sa = sa_for(spec, resource);
+          entry.peer = NodeIdx(peer);
+          entry.owner_worker = uint16_t(spec.worker);
+          if (!entry.sa) {
+            ok = false;
+            continue;
+          }
+          s_->sa_in.insert(spec.params.spi, entry);
+        }
+      }
+      OPENSSL_cleanse(key.data(), key.size());
+    }
+    return ok;
+  }
+
+  const config::Config& c_;
+  const CompileOptions& o_;
+  const dp::Snapshot* prev_;
+  std::vector<ConfigError>* errors_;
+  std::unique_ptr<dp::Snapshot> s_;
+  std::unordered_map<std::string, uint32_t> node_by_name_;
+  std::map<Fingerprint, std::shared_ptr<crypto::EspSa>> previous_sas_;
+  uint32_t n_local_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<dp::Snapshot> compile_snapshot(const config::Config& cfg,
+                                               const CompileOptions& opts,
+                                               const dp::Snapshot* previous,
+                                               std::vector<ConfigError>* errors) {
+  if (opts.n_workers < 1 || opts.n_workers > dp::kMaxWorkers) {
+    errors->push_back(
+        {"options", "n_workers",
+         std::to_string(opts.n_workers) + " is outside 1.." + std::to_string(dp::kMaxWorkers)});
+    return nullptr;
+  }
+  if (!validate_config(cfg, errors)) return nullptr;
+  return Compiler(cfg, opts, previous, errors).run();
+}
+
+}  // namespace vanish::ctl

@@ -1,0 +1,558 @@
+#include "ctl/validate.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "crypto/replay_window.hpp"
+#include "ctl/model.hpp"
+#include "dataplane/types.hpp"
+
+namespace vanish::ctl {
+
+std::string ConfigError::str() const {
+  std::string s = resource;
+  if (!field.empty()) s += ": " + field;
+  return s + ": " + reason;
+}
+
+namespace {
+
+using istio::workload::Workload;
+
+std::string idx(const std::string& field, int i) {
+  return field + "[" + std::to_string(i) + "]";
+}
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+std::string quote(const std::string& s) {
+  return "\"" + s + "\"";
+}
+
+bool parse_family(const std::string& s, bool want_v6, IpAddr* out) {
+  return IpAddr::parse(s, out) && out->is_v4() != want_v6;
+}
+
+// Strict "xx:xx:xx:xx:xx:xx" (hex digits, either case).
+bool parse_mac_strict(const std::string& s, MacAddr* out) {
+  if (s.size() != 17) return false;
+  for (size_t i = 0; i < s.size(); i++) {
+    bool colon = i % 3 == 2;
+    if (colon != (s[i] == ':')) return false;
+    if (!colon && !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return MacAddr::parse(s, out);
+}
+
+// Parses a CIDR; on failure *reason says why.
+bool parse_prefix(const std::string& s, IpPrefix* out, std::string* reason) {
+  auto slash = s.find('/');
+  if (slash == std::string::npos) {
+    *reason = quote(s) + " is not a CIDR (address/length)";
+    return false;
+  }
+  IpAddr a;
+  if (!IpAddr::parse(s.substr(0, slash), &a)) {
+    *reason = quote(s) + ": " + quote(s.substr(0, slash)) + " is not an IP address";
+    return false;
+  }
+  std::string lens = s.substr(slash + 1);
+  unsigned max = a.is_v4() ? 32 : 128;
+  bool digits = !lens.empty() && lens.size() <= 3 &&
+                std::all_of(lens.begin(), lens.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || std::stoul(lens) > max) {
+    *reason = quote(s) + ": prefix length must be 0.." + std::to_string(max);
+    return false;
+  }
+  if (!IpPrefix::parse(s, out)) {
+    IpPrefix masked;
+    masked.len = uint8_t((a.is_v4() ? 96 : 0) + std::stoul(lens));
+    masked.addr = a;
+    for (unsigned bit = masked.len; bit < 128; bit++)
+      masked.addr.b[bit / 8] &= uint8_t(~(0x80 >> (bit % 8)));
+    *reason = quote(s) + " has host bits set (did you mean " + masked.str() + "?)";
+    return false;
+  }
+  return true;
+}
+
+bool prefixes_overlap(const IpPrefix& a, const IpPrefix& b) {
+  return a.len <= b.len ? a.contains(b.addr) : b.contains(a.addr);
+}
+
+struct NodeFacts {
+  std::string name;
+  std::vector<IpPrefix> prefixes;
+  std::vector<std::string> prefix_strs;
+  bool has_fabric_v4 = false, has_fabric_v6 = false;
+};
+
+class Validator {
+ public:
+  Validator(const config::Config& c, std::vector<ConfigError>* errors) : c_(c), errors_(errors) {}
+
+  bool run() {
+    size_t before = errors_->size();
+    nodes();
+    this_node();
+    ports_fabric_limits();
+    workloads();
+    services();
+    static_sas();
+    neighbours();
+    return errors_->size() == before;
+  }
+
+ private:
+  void err(const std::string& resource, const std::string& field, const std::string& reason) {
+    errors_->push_back(ConfigError{resource, field, reason});
+  }
+
+  std::string known_nodes() const {
+    std::string s;
+    for (const auto& n : facts_) {
+      if (n.name.empty()) continue;
+      s += (s.empty() ? "" : ", ") + n.name;
+    }
+    return s.empty() ? "none" : s;
+  }
+
+  // -1 if unknown.
+  int node_index(const std::string& name) const {
+    auto it = node_by_name_.find(name);
+    return it == node_by_name_.end() ? -1 : it->second;
+  }
+
+  void nodes() {
+    for (int i = 0; i < c_.nodes_size(); i++) {
+      const config::Node& n = c_.nodes(i);
+      NodeFacts f;
+      f.name = n.name();
+      std::string res = n.name().empty() ? idx("nodes", i) : "node " + n.name();
+      if (n.name().empty()) {
+        err(res, "name", "required");
+      } else if (!node_by_name_.emplace(n.name(), i).second) {
+        err(res, "name",
+            "duplicate node name (also nodes[" + std::to_string(node_by_name_[n.name()]) + "])");
+      }
+      if (!n.spiffe_id().empty() &&
+          (n.spiffe_id().rfind("spiffe://", 0) != 0 || n.spiffe_id().size() <= 9))
+        err(res, "spiffe_id",
+            quote(n.spiffe_id()) + " is not a SPIFFE id (spiffe://<trust-domain>/...)");
+      IpAddr a;
+      struct {
+        const char* field;
+        const std::string& value;
+        bool v6;
+        bool* present;
+      } addrs[] = {{"fabric_ipv4", n.fabric_ipv4(), false, &f.has_fabric_v4},
+                   {"fabric_ipv6", n.fabric_ipv6(), true, &f.has_fabric_v6},
+                   {"gateway_ipv4", n.gateway_ipv4(), false, nullptr},
+                   {"gateway_ipv6", n.gateway_ipv6(), true, nullptr}};
+      for (auto& x : addrs) {
+        if (x.value.empty()) continue;
+        if (!parse_family(x.value, x.v6, &a)) {
+          err(res, x.field, quote(x.value) + " is not an " + (x.v6 ? "IPv6" : "IPv4") + " address");
+        } else if (a.is_unspecified()) {
+          err(res, x.field, "the unspecified address is not allowed");
+        } else if (x.present) {
+          *x.present = true;
+        }
+      }
+      mac_field(res, "fabric_mac", n.fabric_mac());
+      mac_field(res, "local_mac", n.local_mac());
+      for (int p = 0; p < n.workload_prefixes_size(); p++) {
+        IpPrefix pre;
+        std::string reason;
+        if (!parse_prefix(n.workload_prefixes(p), &pre, &reason)) {
+          err(res, idx("workload_prefixes", p), reason);
+          continue;
+        }
+        f.prefixes.push_back(pre);
+        f.prefix_strs.push_back(n.workload_prefixes(p));
+      }
+      if (!n.management_address().empty()) management_address(res, n.management_address());
+      facts_.push_back(std::move(f));
+    }
+    // Prefixes of different nodes must not overlap: a workload address must name one node.
+    for (size_t i = 0; i < facts_.size(); i++)
+      for (size_t j = i + 1; j < facts_.size(); j++)
+        for (size_t p = 0; p < facts_[j].prefixes.size(); p++)
+          for (size_t q = 0; q < facts_[i].prefixes.size(); q++)
+            if (prefixes_overlap(facts_[j].prefixes[p], facts_[i].prefixes[q]))
+              err("node " + facts_[j].name, "workload_prefixes",
+                  facts_[j].prefix_strs[p] + " overlaps node " + facts_[i].name + "'s " +
+                      facts_[i].prefix_strs[q]);
+  }
+
+  void mac_field(const std::string& res, const char* field, const std::string& value) {
+    if (value.empty()) return;
+    MacAddr m;
+    if (!parse_mac_strict(value, &m))
+      err(res, field, quote(value) + " is not a MAC address (xx:xx:xx:xx:xx:xx)");
+    else if (m.is_zero())
+      err(res, field, "the all-zero MAC is not allowed");
+    else if (m.b[0] & 1)
+      err(res, field, quote(value) + " is a multicast MAC");
+  }
+
+  void management_address(const std::string& res, const std::string& s) {
+    auto colon = s.rfind(':');
+    std::string host = colon == std::string::npos ? "" : s.substr(0, colon);
+    std::string port = colon == std::string::npos ? "" : s.substr(colon + 1);
+    bool ok = !host.empty() && !port.empty() && port.size() <= 5 &&
+              std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (ok) {
+      unsigned long p = std::stoul(port);
+      ok = p >= 1 && p <= 65535;
+    }
+    if (ok && host.find(':') != std::string::npos)
+      ok = host.front() == '[' && host.back() == ']';  // IPv6 literal must be bracketed
+    if (!ok)
+      err(res, "management_address",
+          quote(s) + " is not host:port (port 1..65535, IPv6 as [addr]:port)");
+  }
+
+  void this_node() {
+    if (c_.this_node().empty()) {
+      err("config", "this_node", "required (the name of this appliance's node)");
+      return;
+    }
+    self_ = node_index(c_.this_node());
+    if (self_ < 0) {
+      err("config", "this_node",
+          quote(c_.this_node()) + " names no node (known: " + known_nodes() + ")");
+      return;
+    }
+    const NodeFacts& f = facts_[self_];
+    bool v6 = c_.fabric().ipv6();
+    if (v6 ? !f.has_fabric_v6 : !f.has_fabric_v4)
+      err("node " + f.name, v6 ? "fabric_ipv6" : "fabric_ipv4",
+          std::string("required on this node: the fabric is ") + (v6 ? "IPv6" : "IPv4") +
+              " (fabric.ipv6 = " + (v6 ? "true" : "false") + ")");
+  }
+
+  void ports_fabric_limits() {
+    uint32_t lp = local_port(c_), fp = fabric_port(c_);
+    if (lp > 1023) err("ports", "local", std::to_string(lp) + " is not a DPDK port id (0..1023)");
+    if (fp > 1023) err("ports", "fabric", std::to_string(fp) + " is not a DPDK port id (0..1023)");
+    if (lp == fp) err("ports", "fabric", "same DPDK port as local (" + std::to_string(lp) + ")");
+
+    uint32_t mtu = fabric_mtu(c_);
+    if (c_.fabric().ipv6() && (mtu < 1280 || mtu > 9216))
+      err("fabric", "mtu", std::to_string(mtu) + " is outside 1280..9216 (IPv6 fabric)");
+    if (!c_.fabric().ipv6() && (mtu < 576 || mtu > 9216))
+      err("fabric", "mtu", std::to_string(mtu) + " is outside 576..9216 (IPv4 fabric)");
+
+    const config::Limits& l = c_.limits();
+    auto range = [&](bool has, uint32_t v, const char* field, uint32_t lo, uint32_t hi) {
+      if (has && (v < lo || v > hi))
+        err("limits", field,
+            std::to_string(v) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
+    };
+    range(l.has_flows_per_worker(), l.flows_per_worker(), "flows_per_worker", 64, 1u << 24);
+    range(l.has_mbufs(), l.mbufs(), "mbufs", 1023, 1u << 24);
+    range(l.has_rx_ring(), l.rx_ring(), "rx_ring", 64, 32768);
+    range(l.has_tx_ring(), l.tx_ring(), "tx_ring", 64, 32768);
+    range(l.has_handoff_ring(), l.handoff_ring(), "handoff_ring", 64, 1u << 20);
+    range(l.has_mbuf_cache(), l.mbuf_cache(), "mbuf_cache", 0, 512);
+    if (l.has_handoff_ring() && (l.handoff_ring() & (l.handoff_ring() - 1)) != 0)
+      err("limits", "handoff_ring", std::to_string(l.handoff_ring()) + " is not a power of two");
+  }
+
+  void name_part(const std::string& res, const char* field, const std::string& v) {
+    if (v.find('/') != std::string::npos)
+      err(res, field, quote(v) + " must not contain '/' (it is part of the principal)");
+  }
+
+  void workloads() {
+    std::unordered_map<std::string, int> by_name, by_uid;
+    std::unordered_map<uint32_t, std::string> principal_by_id;
+    for (int i = 0; i < c_.workloads_size(); i++) {
+      const Workload& w = c_.workloads(i);
+      std::string res = workload_resource(w, i);
+      if (w.name().empty()) err(res, "name", "required");
+      if (w.namespace_().empty()) err(res, "namespace", "required");
+      if (!w.name().empty() && !w.namespace_().empty()) {
+        auto [it, fresh] = by_name.emplace(w.namespace_() + "/" + w.name(), i);
+        if (!fresh)
+          err(res, "name",
+              "duplicate workload (also workloads[" + std::to_string(it->second) + "])");
+      }
+      if (!w.uid().empty()) {
+        auto [it, fresh] = by_uid.emplace(w.uid(), i);
+        if (!fresh)
+          err(res, "uid",
+              quote(w.uid()) + " is also the uid of " +
+                  workload_resource(c_.workloads(it->second), it->second));
+      }
+      name_part(res, "namespace", w.namespace_());
+      name_part(res, "trust_domain", w.trust_domain());
+      name_part(res, "service_account", w.service_account());
+
+      int node = -1;
+      if (w.node().empty()) {
+        err(res, "node", "required (the node hosting the workload)");
+      } else if ((node = node_index(w.node())) < 0) {
+        err(res, "node", quote(w.node()) + " names no node (known: " + known_nodes() + ")");
+      }
+
+      for (int k = 0; k < w.addresses_size(); k++) {
+        IpAddr a;
+        if (!IpAddr::from_bytes(w.addresses(k), &a)) {
+          err(res, idx("addresses", k),
+              "must be 4 or 16 octets, got " + std::to_string(w.addresses(k).size()));
+          continue;
+        }
+        auto [it, fresh] = workload_by_addr_.emplace(a, i);
+        if (!fresh && it->second != i) {
+          err(res, idx("addresses", k),
+              a.str() + " is also an address of " +
+                  workload_resource(c_.workloads(it->second), it->second));
+        } else if (!fresh) {
+          err(res, idx("addresses", k), a.str() + " is listed twice");
+        }
+        if (node >= 0) {
+          const NodeFacts& f = facts_[node];
+          bool inside = std::any_of(f.prefixes.begin(), f.prefixes.end(),
+                                    [&](const IpPrefix& p) { return p.contains(a); });
+          if (!inside) {
+            std::string list;
+            for (const auto& p : f.prefix_strs) list += (list.empty() ? "" : ", ") + p;
+            err(res, idx("addresses", k),
+                a.str() + " is outside node " + f.name + "'s workload_prefixes (" +
+                    (list.empty() ? "none" : list) + ")");
+          }
+        }
+      }
+
+      std::vector<std::string> keys;
+      for (const auto& [key, ports] : w.services()) keys.push_back(key);
+      std::sort(keys.begin(), keys.end());
+      for (const auto& key : keys) {
+        std::string field = "services[" + quote(key) + "]";
+        auto slash = key.find('/');
+        if (slash == std::string::npos || slash == 0 || slash + 1 == key.size())
+          err(res, field, "key must be \"namespace/hostname\"");
+        const auto& pl = w.services().at(key);
+        for (int p = 0; p < pl.ports_size(); p++)
+          port(res, field + "." + idx("ports", p), pl.ports(p));
+      }
+
+      if (w.namespace_().empty() || w.namespace_().find('/') != std::string::npos) continue;
+      std::string principal = workload_principal(w);
+      uint32_t id = identity_id_for(principal).value;
+      if (id == 0) {
+        err(res, "service_account",
+            "principal " + quote(principal) + " hashes to the reserved identity id 0");
+        continue;
+      }
+      auto [it, fresh] = principal_by_id.emplace(id, principal);
+      if (!fresh && it->second != principal)
+        err(res, "service_account",
+            "identity id " + hex32(id) + " of principal " + quote(principal) +
+                " collides with principal " + quote(it->second));
+    }
+  }
+
+  void port(const std::string& res, const std::string& field, const istio::workload::Port& p) {
+    if (p.service_port() < 1 || p.service_port() > 65535)
+      err(res, field + ".service_port", std::to_string(p.service_port()) + " is outside 1..65535");
+    if (p.target_port() > 65535)
+      err(res, field + ".target_port", std::to_string(p.target_port()) + " is outside 0..65535");
+  }
+
+  void services() {
+    std::unordered_map<std::string, int> seen;
+    for (int i = 0; i < c_.services_size(); i++) {
+      const istio::workload::Service& s = c_.services(i);
+      std::string res = s.hostname().empty() ? idx("services", i)
+                                             : "service " + s.namespace_() + "/" + s.hostname();
+      if (s.hostname().empty()) err(res, "hostname", "required");
+      if (s.namespace_().empty()) err(res, "namespace", "required");
+      if (!s.hostname().empty()) {
+        auto [it, fresh] = seen.emplace(s.namespace_() + "/" + s.hostname(), i);
+        if (!fresh)
+          err(res, "hostname",
+              "duplicate service (also services[" + std::to_string(it->second) + "])");
+      }
+      for (int k = 0; k < s.addresses_size(); k++) {
+        IpAddr a;
+        if (!IpAddr::from_bytes(s.addresses(k).address(), &a))
+          err(res, idx("addresses", k) + ".address",
+              "must be 4 or 16 octets, got " + std::to_string(s.addresses(k).address().size()));
+      }
+      for (int p = 0; p < s.ports_size(); p++) port(res, idx("ports", p), s.ports(p));
+    }
+  }
+
+  void static_sas() {
+    struct Range {
+      int to;
+      uint32_t lo, hi;
+      std::string res;
+    };
+    std::vector<Range> ranges;
+    std::map<std::pair<int, int>, int> directions;
+    for (int i = 0; i < c_.static_sas_size(); i++) {
+      const config::StaticSa& sa = c_.static_sas(i);
+      std::string res = (sa.from_node().empty() || sa.to_node().empty())
+                            ? idx("static_sas", i)
+                            : "static_sa " + sa.from_node() + "->" + sa.to_node();
+      int from = -1, to = -1;
+      if (sa.from_node().empty())
+        err(res, "from_node", "required");
+      else if ((from = node_index(sa.from_node())) < 0)
+        err(res, "from_node",
+            quote(sa.from_node()) + " names no node (known: " + known_nodes() + ")");
+      if (sa.to_node().empty())
+        err(res, "to_node", "required");
+      else if ((to = node_index(sa.to_node())) < 0)
+        err(res, "to_node", quote(sa.to_node()) + " names no node (known: " + known_nodes() + ")");
+      if (from >= 0 && from == to)
+        err(res, "to_node", "from_node and to_node are both " + quote(sa.to_node()));
+      if (from >= 0 && to >= 0 && from != to) {
+        auto [it, fresh] = directions.emplace(std::make_pair(from, to), i);
+        if (!fresh)
+          err(res, "to_node",
+              "a second static SA for the same direction (also static_sas[" +
+                  std::to_string(it->second) + "])");
+      }
+      // This appliance sends on it: the peer needs an address of our fabric family.
+      if (from >= 0 && to >= 0 && from == self_ && from != to) {
+        bool v6 = c_.fabric().ipv6();
+        if (v6 ? !facts_[to].has_fabric_v6 : !facts_[to].has_fabric_v4)
+          err(res, "to_node",
+              "node " + facts_[to].name + " has no " + (v6 ? "fabric_ipv6" : "fabric_ipv4") +
+                  " (this node's fabric is " + (v6 ? "IPv6" : "IPv4") + ")");
+      }
+
+      crypto::AeadAlg alg{};
+      bool alg_ok = parse_cipher(sa.cipher(), &alg);
+      if (!alg_ok)
+        err(res, "cipher",
+            (sa.cipher().empty() ? std::string("required")
+                                 : "unknown cipher " + quote(sa.cipher())) +
+                " (aes-128-gcm, aes-192-gcm, aes-256-gcm)");
+      std::vector<uint8_t> key, salt;
+      if (!parse_hex(sa.key_hex(), &key)) {
+        err(res, "key_hex", "not an even-length hex string");
+      } else if (alg_ok && key.size() != crypto::aead_key_len(alg)) {
+        err(res, "key_hex",
+            std::to_string(crypto::aead_key_len(alg)) + " bytes needed for " + sa.cipher() +
+                ", got " + std::to_string(key.size()));
+      }
+      if (!parse_hex(sa.salt_hex(), &salt))
+        err(res, "salt_hex", "not an even-length hex string");
+      else if (salt.size() != 4)
+        err(res, "salt_hex", "4 bytes needed, got " + std::to_string(salt.size()));
+
+      bool spi_ok = false;
+      uint32_t base = sa.spi_base();
+      if (base == 0)
+        err(res, "spi_base", "required: SPI 0 is reserved (RFC 4303)");
+      else if (base < kMinSpi)
+        err(res, "spi_base", "SPIs 1..255 are reserved (RFC 4303); got " + std::to_string(base));
+      else if (base > UINT32_MAX - (kStaticSaSpiSpan - 1))
+        err(res, "spi_base",
+            hex32(base) + " + " + std::to_string(kStaticSaSpiSpan - 1) + " exceeds the SPI space");
+      else
+        spi_ok = true;
+      if (spi_ok && to >= 0) {
+        Range r{to, base, base + kStaticSaSpiSpan - 1, res};
+        for (const Range& o : ranges)
+          if (o.to == r.to && r.lo <= o.hi && o.lo <= r.hi)
+            err(res, "spi_base",
+                "SPIs " + hex32(r.lo) + ".." + hex32(r.hi) + " overlap " + o.res + "'s " +
+                    hex32(o.lo) + ".." + hex32(o.hi) + " at receiver " + facts_[to].name);
+        ranges.push_back(r);
+      }
+      if (sa.udp_sport_base() != 0 &&
+          (sa.udp_sport_base() < 1024 || sa.udp_sport_base() + kStaticSaSpiSpan - 1 > 65535))
+        err(res, "udp_sport_base",
+            std::to_string(sa.udp_sport_base()) +
+                " is outside 1024..65520 (0 = derive from the SPI)");
+      if (sa.has_replay_window() && (sa.replay_window() < crypto::ReplayWindow::kMinBits ||
+                                     sa.replay_window() > crypto::ReplayWindow::kMaxBits))
+        err(res, "replay_window",
+            std::to_string(sa.replay_window()) + " is outside " +
+                std::to_string(crypto::ReplayWindow::kMinBits) + ".." +
+                std::to_string(crypto::ReplayWindow::kMaxBits));
+    }
+  }
+
+  void neighbours() {
+    std::unordered_map<IpAddr, int, IpAddrHash> by_addr;
+    std::unordered_map<int, std::pair<MacAddr, int>> mac_by_workload;
+    for (int i = 0; i < c_.neighbours_size(); i++) {
+      const config::Neighbour& n = c_.neighbours(i);
+      std::string res = n.address().empty() ? idx("neighbours", i) : "neighbour " + n.address();
+      MacAddr mac;
+      bool mac_ok = false;
+      if (n.mac().empty())
+        err(res, "mac", "required");
+      else if (!parse_mac_strict(n.mac(), &mac))
+        err(res, "mac", quote(n.mac()) + " is not a MAC address (xx:xx:xx:xx:xx:xx)");
+      else if (mac.is_zero() || (mac.b[0] & 1))
+        err(res, "mac", quote(n.mac()) + " is not a unicast MAC");
+      else
+        mac_ok = true;
+      IpAddr a;
+      if (n.address().empty()) {
+        err(res, "address", "required");
+        continue;
+      }
+      if (!IpAddr::parse(n.address(), &a)) {
+        err(res, "address", quote(n.address()) + " is not an IP address");
+        continue;
+      }
+      auto [dup, fresh] = by_addr.emplace(a, i);
+      if (!fresh) {
+        err(res, "address", "listed twice (also neighbours[" + std::to_string(dup->second) + "])");
+        continue;
+      }
+      auto wit = workload_by_addr_.find(a);
+      if (wit == workload_by_addr_.end()) {
+        err(res, "address", a.str() + " is not an address of any workload");
+        continue;
+      }
+      const Workload& w = c_.workloads(wit->second);
+      if (self_ >= 0 && w.node() != c_.this_node()) {
+        err(res, "address",
+            a.str() + " belongs to " + workload_resource(w, wit->second) + " on node " + w.node() +
+                ", not on this node (" + c_.this_node() + ")");
+        continue;
+      }
+      if (!mac_ok) continue;
+      auto [prev, first] = mac_by_workload.emplace(wit->second, std::make_pair(mac, i));
+      if (!first && !(prev->second.first == mac))
+        err(res, "mac",
+            n.mac() + " differs from " + prev->second.first.str() + " (neighbours[" +
+                std::to_string(prev->second.second) + "]) for the same " +
+                workload_resource(w, wit->second) + ": a workload has one MAC");
+    }
+  }
+
+  const config::Config& c_;
+  std::vector<ConfigError>* errors_;
+  std::vector<NodeFacts> facts_;
+  std::unordered_map<std::string, int> node_by_name_;
+  std::unordered_map<IpAddr, int, IpAddrHash> workload_by_addr_;
+  int self_ = -1;
+};
+
+}  // namespace
+
+bool validate_config(const config::Config& cfg, std::vector<ConfigError>* errors) {
+  return Validator(cfg, errors).run();
+}
+
+}  // namespace vanish::ctl
