@@ -1,0 +1,48 @@
+#include "dataplane/flow_table.hpp"
+
+#include <rte_hash_crc.h>
+
+namespace vanish::dp {
+
+FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id) {
+  rte_hash_parameters p{};
+  p.name = name.c_str();
+  p.entries = capacity < 64 ? 64 : capacity;
+  p.key_len = sizeof(FlowKey);
+  p.hash_func = rte_hash_crc;
+  p.hash_func_init_val = 0x7a6e6973;
+  p.socket_id = socket_id;
+  p.extra_flag = 0;  // single writer (the owning worker)
+  hash_ = rte_hash_create(&p);
+  if (!hash_) return;
+  capacity_ = p.entries;
+  int32_t max_id = rte_hash_max_key_id(hash_);
+  entries_.reset(new FlowEntry[size_t(max_id) + 1]());
+}
+
+FlowTable::~FlowTable() {
+  if (hash_) rte_hash_free(hash_);
+}
+
+unsigned FlowTable::age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget) {
+  unsigned removed = 0;
+  const void* key;
+  void* data;
+  int32_t pos;
+  for (unsigned seen = 0; seen < budget; seen++) {
+    pos = rte_hash_iterate(hash_, &key, &data, &age_cursor_);
+    if (pos < 0) {
+      age_cursor_ = 0;  // wrapped: start over next time
+      break;
+    }
+    const FlowEntry& e = entries_[pos];
+    if (!e.is_static && now_tsc - e.last_tsc > idle_tsc) {
+      FlowKey k = *static_cast<const FlowKey*>(key);
+      // Deleting during iteration is safe for rte_hash: the cursor indexes buckets/slots.
+      if (rte_hash_del_key(hash_, &k) >= 0) removed++;
+    }
+  }
+  return removed;
+}
+
+}  // namespace vanish::dp

@@ -1,0 +1,78 @@
+// Pipeline: the stages composed at compile time (no virtual call per packet).
+//
+//   outbound (local port):  LocalIngress -> OutboundClassify -> TtlDecrement
+//                             -> [kEncrypt] FabricMtu -> EspEncap -> fabric TX
+//                             -> [kHairpin] LocalDeliver -> local TX
+//   inbound (fabric port):  FabricIngress -> EspDecap -> LocalDeliver -> local TX
+//
+// Contract: after outbound()/inbound() every input packet is in ctx.to_local / ctx.to_fabric or
+// freed and counted; the caller flushes the TX buffers.
+#pragma once
+
+#include "dataplane/stage_classify.hpp"
+#include "dataplane/stage_esp_decap.hpp"
+#include "dataplane/stage_esp_encap.hpp"
+#include "dataplane/stage_fabric_ingress.hpp"
+#include "dataplane/stage_fabric_mtu.hpp"
+#include "dataplane/stage_local_deliver.hpp"
+#include "dataplane/stage_local_ingress.hpp"
+#include "dataplane/stage_ttl.hpp"
+
+namespace vanish::dp {
+
+class Pipeline final {
+ public:
+  void outbound(WorkerCtx& ctx, Burst& b) {
+    sync_snapshot(ctx);
+    ingress_.process(ctx, b);
+    if (!b.n) return;
+    classify_.process(ctx, b);
+    ttl_.process(ctx, b);
+    // Split: hairpin packets are delivered locally, the rest go to the fabric.
+    hairpin_.n = 0;
+    uint16_t keep = 0;
+    for (uint16_t i = 0; i < b.n; i++) {
+      if (b.info[i].action == FlowAction::kHairpin) {
+        hairpin_.pkts[hairpin_.n] = b.pkts[i];
+        hairpin_.info[hairpin_.n++] = b.info[i];
+      } else {
+        b.pkts[keep] = b.pkts[i];
+        b.info[keep++] = b.info[i];
+      }
+    }
+    b.n = keep;
+    frags_.n = 0;
+    mtu_.process(ctx, b, frags_);
+    encap_.process(ctx, b.pkts, b.info, b.n);
+    if (frags_.n) encap_.process(ctx, frags_.pkts, frags_.info, frags_.n);
+    if (hairpin_.n) deliver_.process(ctx, hairpin_, true);
+    b.n = 0;
+  }
+
+  void inbound(WorkerCtx& ctx, Burst& b, bool from_handoff) {
+    sync_snapshot(ctx);
+    fabric_in_.process(ctx, b, from_handoff);
+    if (!b.n) return;
+    decap_.process(ctx, b);
+    deliver_.process(ctx, b, false);
+  }
+
+  // Rebuilds worker-local derived state (header templates) when a new snapshot generation is seen.
+  static void sync_snapshot(WorkerCtx& ctx) {
+    if (ctx.snap->generation != ctx.snap_generation) build_fabric_templates(ctx);
+  }
+
+ private:
+  LocalIngress ingress_;
+  OutboundClassify classify_;
+  TtlDecrement ttl_;
+  FabricMtu mtu_;
+  EspEncap encap_;
+  FabricIngress fabric_in_;
+  EspDecap decap_;
+  LocalDeliver deliver_;
+  Burst hairpin_;
+  FragBurst frags_;
+};
+
+}  // namespace vanish::dp

@@ -1,0 +1,50 @@
+#include "dataplane/stage_local_deliver.hpp"
+
+#include "dataplane/neighbour.hpp"
+#include "dataplane/pkt.hpp"
+
+namespace vanish::dp {
+
+void LocalDeliver::process(WorkerCtx& ctx, Burst& b, bool hairpin) {
+  const Snapshot& s = *ctx.snap;
+  const NodeInfo& self = s.self_node();
+  for (uint16_t i = 0; i < b.n; i++) {
+    rte_mbuf* m = b.pkts[i];
+    const PacketInfo& info = b.info[i];
+    const WorkloadInfo& w = s.workloads[info.dst_workload];
+    MacAddr mac;
+    if (!s.neighbours->get(w.neighbour_slot, &mac)) {
+      uint64_t& last = ctx.solicit_tsc[w.neighbour_slot];
+      if (last == 0 || ctx.now - last > ctx.tsc_hz / 10) {
+        last = ctx.now ? ctx.now : 1;
+        solicit_neighbour(ctx, info.key.dst_ip());
+      }
+      ctx.drop(m, DropReason::kNeighbourMiss);
+      continue;
+    }
+    rte_ether_hdr* eth;
+    if (info.l3_off >= kEthLen) {
+      rte_pktmbuf_adj(m, uint16_t(info.l3_off - kEthLen));
+      eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    } else {
+      eth =
+          reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, uint16_t(kEthLen - info.l3_off)));
+      if (!eth) {
+        ctx.drop(m, DropReason::kEncapNoRoom);
+        continue;
+      }
+    }
+    put_mac(&eth->dst_addr, mac);
+    put_mac(&eth->src_addr, self.local_mac);
+    eth->ether_type = rte_cpu_to_be_16(info.is_v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
+    if (hairpin) {
+      ctx.ctr->hairpinned++;
+    } else {
+      ctx.ctr->delivered++;
+    }
+    ctx.send_local(m);
+  }
+  b.n = 0;
+}
+
+}  // namespace vanish::dp

@@ -1,0 +1,268 @@
+// vanishd: the appliance.
+//   vanishd [EAL args] -- --config PATH [--local-port N] [--fabric-port N] [--exit-when-idle] ...
+// The main lcore runs the control thread (config, publishing, stats, shutdown); every other lcore
+// of -l is a worker (shared nothing). Ports come from EAL (--vdev or PCI).
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "ctl/compile.hpp"
+#include "ctl/config_loader.hpp"
+#include "ctl/model.hpp"
+#include "ctl/validate.hpp"
+#include "dataplane/ports.hpp"
+#include "dataplane/publisher.hpp"
+#include "dataplane/stats_report.hpp"
+#include "dataplane/worker.hpp"
+
+using namespace vanish;
+
+namespace {
+
+std::atomic<bool> g_signal{false};
+void on_signal(int) {
+  g_signal.store(true);
+}
+
+struct Options {
+  std::string config;
+  int local_port = -1, fabric_port = -1;
+  bool exit_when_idle = false;
+  unsigned idle_ms = 300;
+  std::string stats_json;
+  unsigned stats_interval_s = 0;
+  uint32_t mbufs = 0, flows = 0;
+  unsigned max_idle_sleep_us = 200;
+  bool quiet = false;
+};
+
+int worker_main(void* arg) {
+  auto* pair = static_cast<std::pair<dp::Worker*, std::atomic<bool>*>*>(arg);
+  pair->first->run(*pair->second);
+  return 0;
+}
+
+dp::StatsView collect(const std::string& node, const std::vector<std::unique_ptr<dp::Worker>>& ws) {
+  dp::StatsView v;
+  v.node = node;
+  for (auto& w : ws) v.workers.push_back(w->counters());
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int eal = rte_eal_init(argc, argv);
+  if (eal < 0) {
+    std::fprintf(stderr, "vanishd: EAL init failed: %s\n", rte_strerror(rte_errno));
+    return 2;
+  }
+  argc -= eal;
+  argv += eal;
+
+  Options o;
+  CLI::App app{"vanishd: Istio ambient L4 secure overlay appliance (DPDK)", "vanishd"};
+  app.add_option("--config", o.config, "config file (.textproto, .json or .pb)")->required();
+  app.add_option("--local-port", o.local_port, "DPDK port id of the local (workload) port");
+  app.add_option("--fabric-port", o.fabric_port, "DPDK port id of the fabric port");
+  app.add_flag("--exit-when-idle", o.exit_when_idle,
+               "stop when every RX port has been idle for --idle-ms, print counters, exit 0");
+  app.add_option("--idle-ms", o.idle_ms, "idle time for --exit-when-idle (ms)");
+  app.add_option("--stats-json", o.stats_json, "write the final counters as JSON to this file");
+  app.add_option("--stats-interval", o.stats_interval_s, "print counters every N seconds (0: off)");
+  app.add_option("--mbufs", o.mbufs, "mbuf pool size (overrides config limits.mbufs)");
+  app.add_option("--flows", o.flows, "flow table entries per worker (overrides config)");
+  app.add_option("--max-idle-sleep-us", o.max_idle_sleep_us, "longest idle back-off sleep (us)");
+  app.add_flag("-q,--quiet", o.quiet, "no start-up summary");
+  // argv[0] is the last EAL-consumed arg; CLI11 expects a program name there.
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; i--) args.emplace_back(argv[i]);
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    rte_eal_cleanup();
+    return rc == 0 ? 0 : 2;
+  }
+
+  config::Config cfg;
+  std::vector<std::string> load_errors;
+  if (!ctl::load_config(o.config, &cfg, &load_errors)) {
+    for (auto& e : load_errors) std::fprintf(stderr, "vanishd: config: %s\n", e.c_str());
+    rte_eal_cleanup();
+    return 2;
+  }
+  unsigned n_workers = rte_lcore_count() - 1;
+  if (n_workers == 0 || n_workers > dp::kMaxWorkers) {
+    std::fprintf(stderr,
+                 "vanishd: need 1..%u worker lcores besides the main one (got %u): use -l 0,1\n",
+                 dp::kMaxWorkers, n_workers);
+    rte_eal_cleanup();
+    return 2;
+  }
+  std::vector<ctl::ConfigError> cerrs;
+  auto snap = ctl::compile_snapshot(cfg, ctl::CompileOptions{n_workers, 1}, nullptr, &cerrs);
+  if (!snap) {
+    for (auto& e : cerrs) std::fprintf(stderr, "vanishd: config rejected: %s\n", e.str().c_str());
+    rte_eal_cleanup();
+    return 2;
+  }
+  std::string node = cfg.this_node();
+  ctl::ResolvedLimits lim = ctl::resolve_limits(cfg.limits());
+  if (o.mbufs) lim.mbufs = o.mbufs;
+  if (o.flows) lim.flows_per_worker = o.flows;
+  uint16_t local_port = uint16_t(o.local_port >= 0 ? unsigned(o.local_port) : ctl::local_port(cfg));
+  uint16_t fabric_port =
+      uint16_t(o.fabric_port >= 0 ? unsigned(o.fabric_port) : ctl::fabric_port(cfg));
+  if (local_port == fabric_port) {
+    std::fprintf(stderr, "vanishd: local and fabric port are both %u\n", local_port);
+    rte_eal_cleanup();
+    return 2;
+  }
+
+  int socket = int(rte_socket_id());
+  rte_mempool* pool = rte_pktmbuf_pool_create("vanish_mbufs", lim.mbufs, lim.mbuf_cache, 0,
+                                              RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+  if (!pool) {
+    std::fprintf(stderr, "vanishd: cannot create a pool of %u mbufs: %s\n", lim.mbufs,
+                 rte_strerror(rte_errno));
+    rte_eal_cleanup();
+    return 2;
+  }
+  std::string err;
+  for (uint16_t p : {local_port, fabric_port}) {
+    dp::PortSetup ps;
+    ps.port = p;
+    ps.queues = uint16_t(n_workers);
+    ps.rx_desc = uint16_t(lim.rx_ring);
+    ps.tx_desc = uint16_t(lim.tx_ring);
+    ps.symmetric_rss = (p == local_port);
+    ps.pool = pool;
+    if (!dp::setup_port(ps, &err)) {
+      std::fprintf(stderr, "vanishd: %s\n", err.c_str());
+      rte_eal_cleanup();
+      return 2;
+    }
+  }
+  std::vector<rte_ring*> rings(n_workers, nullptr);
+  for (unsigned w = 0; w < n_workers; w++) {
+    rings[w] = rte_ring_create(("vanish_handoff_" + std::to_string(w)).c_str(), lim.handoff_ring,
+                               socket, RING_F_SC_DEQ);
+    if (!rings[w]) {
+      std::fprintf(stderr, "vanishd: cannot create handoff ring %u\n", w);
+      rte_eal_cleanup();
+      return 2;
+    }
+  }
+
+  auto pub_owner = std::make_unique<dp::SnapshotPublisher>(n_workers);
+  dp::SnapshotPublisher& pub = *pub_owner;
+  if (!o.quiet) {
+    const dp::Snapshot& s = *snap;
+    std::printf("vanishd %s: node %s, %u worker(s), config generation %llu\n", "0.1.0",
+                node.c_str(), n_workers, (unsigned long long)s.generation);
+    std::printf("  local  port %u: %s\n  fabric port %u: %s, IP MTU %u, outer %s\n", local_port,
+                dp::port_describe(local_port).c_str(), fabric_port,
+                dp::port_describe(fabric_port).c_str(), s.fabric_mtu,
+                s.outer_ipv6 ? "IPv6" : "IPv4");
+    std::printf(
+        "  sizes: mbufs %u (cache %u), rx/tx ring %u/%u, handoff ring %u, flows/worker %u\n",
+        lim.mbufs, lim.mbuf_cache, lim.rx_ring, lim.tx_ring, lim.handoff_ring,
+        lim.flows_per_worker);
+    std::printf("  mesh: %zu nodes, %zu workloads, %zu identities, %zu inbound SPIs\n",
+                s.nodes.size(), s.workloads.size(), s.identities.size(), s.sa_in.size());
+    std::fflush(stdout);
+  }
+  pub.publish(std::move(snap));
+
+  std::atomic<bool> stop{false};
+  std::vector<std::unique_ptr<dp::Worker>> workers;
+  std::vector<std::pair<dp::Worker*, std::atomic<bool>*>> launch;
+  unsigned w = 0;
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) {
+    dp::WorkerConfig wc;
+    wc.id = w;
+    wc.queue = uint16_t(w);
+    wc.local_port = local_port;
+    wc.fabric_port = fabric_port;
+    wc.pool = pool;
+    wc.flow_capacity = lim.flows_per_worker;
+    wc.max_idle_sleep_us = o.max_idle_sleep_us;
+    wc.socket_id = int(rte_lcore_to_socket_id(lcore));
+    workers.push_back(std::make_unique<dp::Worker>(wc, &pub, rings.data(), n_workers));
+    if (!workers.back()->ok()) {
+      std::fprintf(stderr, "vanishd: cannot create the flow table of worker %u (%u entries)\n", w,
+                   lim.flows_per_worker);
+      rte_eal_cleanup();
+      return 2;
+    }
+    w++;
+  }
+  launch.reserve(workers.size());
+  w = 0;
+  RTE_LCORE_FOREACH_WORKER(lcore) {
+    launch.emplace_back(workers[w].get(), &stop);
+    rte_eal_remote_launch(worker_main, &launch[w], lcore);
+    w++;
+  }
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  const uint64_t hz = rte_get_tsc_hz();
+  uint64_t last_stats = rte_rdtsc();
+  // Control thread: watches for shutdown and idleness; never touches packets.
+  while (!g_signal.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    uint64_t now = rte_rdtsc();
+    if (o.stats_interval_s && now - last_stats > o.stats_interval_s * hz) {
+      last_stats = now;
+      std::printf("%s", dp::stats_table(collect(node, workers)).c_str());
+      std::fflush(stdout);
+    }
+    if (o.exit_when_idle) {
+      bool all_idle = true;
+      for (auto& wk : workers) {
+        uint64_t last = wk->last_rx_tsc();
+        if (!wk->running() || last == 0 || now - last < uint64_t(o.idle_ms) * hz / 1000) {
+          all_idle = false;
+          break;
+        }
+      }
+      // Handoff rings must be empty too: everything received has been processed.
+      for (auto* r : rings)
+        if (rte_ring_count(r)) all_idle = false;
+      if (all_idle) break;
+    }
+  }
+  stop.store(true);
+  rte_eal_mp_wait_lcore();
+
+  dp::StatsView view = collect(node, workers);
+  std::printf("vanishd: final counters\n%s", dp::stats_table(view).c_str());
+  if (!o.stats_json.empty()) {
+    std::ofstream f(o.stats_json);
+    f << dp::stats_json(view) << "\n";
+    if (!f) std::fprintf(stderr, "vanishd: cannot write %s\n", o.stats_json.c_str());
+  }
+  std::fflush(stdout);
+  dp::stop_port(local_port);
+  dp::stop_port(fabric_port);
+  workers.clear();
+  pub_owner.reset();  // frees the last snapshot and the RCU state before EAL memory goes
+  for (auto* r : rings) rte_ring_free(r);
+  rte_mempool_free(pool);
+  rte_eal_cleanup();
+  return 0;
+}

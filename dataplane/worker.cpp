@@ -1,0 +1,123 @@
+#include "dataplane/worker.hpp"
+
+#include <rte_ethdev.h>
+
+#include <ctime>
+
+#include "crypto/aead.hpp"
+
+namespace vanish::dp {
+
+Worker::Worker(const WorkerConfig& cfg, SnapshotPublisher* pub, rte_ring* const* handoff,
+               unsigned n_workers)
+    : cfg_(cfg), pub_(pub) {
+  flows_ = std::make_unique<FlowTable>("vanish_flows_" + std::to_string(cfg.id), cfg.flow_capacity,
+                                       cfg.socket_id);
+  ctx_.id = cfg.id;
+  ctx_.flows = flows_.get();
+  ctx_.ctr = &ctr_;
+  ctx_.pool = cfg.pool;
+  ctx_.handoff = handoff;
+  ctx_.n_handoff = n_workers;
+  ctx_.tsc_hz = rte_get_tsc_hz();
+}
+
+Worker::~Worker() = default;
+
+void Worker::tx(uint16_t port, TxBuffer& buf, uint64_t& pkts, uint64_t& bytes) {
+  if (!buf.n) return;
+  uint64_t b = 0;
+  for (uint16_t i = 0; i < buf.n; i++) b += rte_pktmbuf_pkt_len(buf.pkts[i]);
+  uint16_t sent = 0;
+  for (int tries = 0; tries < 8 && sent < buf.n; tries++)
+    sent += rte_eth_tx_burst(port, cfg_.queue, buf.pkts + sent, uint16_t(buf.n - sent));
+  for (uint16_t i = sent; i < buf.n; i++) {
+    b -= rte_pktmbuf_pkt_len(buf.pkts[i]);
+    ctx_.drop(buf.pkts[i], DropReason::kTxFull);
+  }
+  pkts += sent;
+  bytes += b;
+  buf.n = 0;
+}
+
+void Worker::flush() {
+  tx(cfg_.local_port, ctx_.to_local, ctr_.local_tx, ctr_.local_tx_bytes);
+  tx(cfg_.fabric_port, ctx_.to_fabric, ctr_.fabric_tx, ctr_.fabric_tx_bytes);
+}
+
+void Worker::run(const std::atomic<bool>& stop) {
+  ctx_.imb = crypto::thread_imb_mgr();
+  pub_->register_worker(cfg_.id);
+  running_.store(true);
+  last_rx_.store(rte_rdtsc(), std::memory_order_relaxed);
+  unsigned idle = 0;
+  uint64_t idle_tsc = uint64_t(cfg_.flow_idle_timeout_s) * ctx_.tsc_hz;
+  rte_ring* my_ring = ctx_.handoff ? ctx_.handoff[cfg_.id] : nullptr;
+
+  while (!stop.load(std::memory_order_relaxed)) {
+    ctx_.snap = pub_->current();
+    ctx_.now = rte_rdtsc();
+    unsigned got = 0;
+
+    uint16_t n = rte_eth_rx_burst(cfg_.local_port, cfg_.queue, burst_.pkts, kBurstSize);
+    if (n) {
+      burst_.n = n;
+      got += n;
+      pipe_.outbound(ctx_, burst_);
+    }
+    n = rte_eth_rx_burst(cfg_.fabric_port, cfg_.queue, burst_.pkts, kBurstSize);
+    if (n) {
+      burst_.n = n;
+      got += n;
+      pipe_.inbound(ctx_, burst_, false);
+    }
+    if (my_ring) {
+      n = uint16_t(rte_ring_dequeue_burst(my_ring, reinterpret_cast<void**>(burst_.pkts),
+                                          kBurstSize, nullptr));
+      if (n) {
+        burst_.n = n;
+        got += n;
+        ctr_.handoff_in += n;
+        pipe_.inbound(ctx_, burst_, true);
+      }
+    }
+    flush();
+    pub_->quiescent(cfg_.id);
+
+    if (got) {
+      last_rx_.store(ctx_.now, std::memory_order_relaxed);
+      ctr_.busy_polls++;
+      idle = 0;
+      continue;
+    }
+    ctr_.idle_polls++;
+    if (++idle < 64) {
+      rte_pause();
+      continue;
+    }
+    // Idle: age a few flows, then sleep a growing interval (1 us .. max_idle_sleep_us) offline.
+    ctr_.flows_aged += flows_->age(ctx_.now, idle_tsc, 64);
+    unsigned us = std::min<unsigned>(1u << std::min(idle - 64, 16u), cfg_.max_idle_sleep_us);
+    pub_->offline(cfg_.id);
+    timespec ts{0, long(us) * 1000};
+    nanosleep(&ts, nullptr);
+    pub_->online(cfg_.id);
+  }
+  // Drain what others handed us, then flush.
+  ctx_.snap = pub_->current();
+  if (my_ring) {
+    unsigned n;
+    while ((n = rte_ring_dequeue_burst(my_ring, reinterpret_cast<void**>(burst_.pkts), kBurstSize,
+                                       nullptr)) > 0) {
+      burst_.n = uint16_t(n);
+      ctr_.handoff_in += n;
+      pipe_.inbound(ctx_, burst_, true);
+      flush();
+    }
+  }
+  flush();
+  pub_->unregister_worker(cfg_.id);
+  running_.store(false);
+}
+
+}  // namespace vanish::dp

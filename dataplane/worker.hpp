@@ -1,0 +1,60 @@
+// Worker: one poll-mode lcore. Owns queue `id` on the local and the fabric port, its flow table,
+// its counters and its handoff ring (shared nothing; workers never take a lock).
+//
+// Loop: RX local -> Pipeline::outbound; RX fabric -> Pipeline::inbound; drain handoff ring;
+// flush TX; report RCU quiescent; when nothing arrived, back off (pause, then sleep with growing
+// intervals up to max_idle_sleep_us, offline for RCU) so several appliances share a small machine.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "dataplane/pipeline.hpp"
+#include "dataplane/publisher.hpp"
+
+namespace vanish::dp {
+
+struct WorkerConfig {
+  unsigned id = 0;
+  uint16_t local_port = 0, fabric_port = 1;
+  uint16_t queue = 0;
+  rte_mempool* pool = nullptr;
+  uint32_t flow_capacity = 65536;
+  uint32_t flow_idle_timeout_s = 300;
+  uint32_t max_idle_sleep_us = 200;
+  int socket_id = 0;
+};
+
+class Worker {
+ public:
+  Worker(const WorkerConfig& cfg, SnapshotPublisher* pub, rte_ring* const* handoff,
+         unsigned n_workers);
+  ~Worker();
+  bool ok() const { return flows_ && flows_->ok(); }
+
+  // Runs until stop is set; then flushes TX and drains its handoff ring.
+  void run(const std::atomic<bool>& stop);
+
+  const WorkerCounters& counters() const { return ctr_; }
+  // TSC of the last received packet (read by the control thread for --exit-when-idle).
+  uint64_t last_rx_tsc() const { return last_rx_.load(std::memory_order_relaxed); }
+  bool running() const { return running_.load(std::memory_order_relaxed); }
+  const FlowTable& flows() const { return *flows_; }
+
+ private:
+  void flush();
+  void tx(uint16_t port, TxBuffer& buf, uint64_t& pkts, uint64_t& bytes);
+
+  WorkerConfig cfg_;
+  SnapshotPublisher* pub_;
+  std::unique_ptr<FlowTable> flows_;
+  WorkerCounters ctr_;
+  WorkerCtx ctx_;
+  Pipeline pipe_;
+  Burst burst_;
+  std::atomic<uint64_t> last_rx_{0};
+  std::atomic<bool> running_{false};
+};
+
+}  // namespace vanish::dp

@@ -1,0 +1,80 @@
+// WorkerCtx: everything one worker owns (shared nothing), passed to every stage.
+// Contract: one WorkerCtx per worker lcore; only that lcore touches it, except the counters,
+// which the control thread reads.
+#pragma once
+
+#include <rte_cycles.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "dataplane/burst.hpp"
+#include "dataplane/counters.hpp"
+#include "dataplane/flow_table.hpp"
+#include "dataplane/snapshot.hpp"
+#include "dataplane/wire.hpp"
+
+struct IMB_MGR;
+
+namespace vanish::dp {
+
+// Precomputed outer headers towards one peer for this worker (VPP rewrite / BESS VXLANEncap):
+// Eth | IPv4 or IPv6 | UDP(sport of this worker's SA, dport 4500). Lengths/checksums are patched.
+struct FabricTemplate {
+  bool valid = false;
+  bool v6 = false;
+  uint16_t len = 0;  // 14 + 20 + 8 or 14 + 40 + 8
+  alignas(16) uint8_t bytes[kEthLen + kIpv6Len + kUdpLen];
+};
+
+struct WorkerCtx {
+  unsigned id = 0;
+  const Snapshot* snap = nullptr;
+  uint64_t snap_generation = ~0ull;  // generation the templates were built for
+  FlowTable* flows = nullptr;
+  WorkerCounters* ctr = nullptr;
+  IMB_MGR* imb = nullptr;
+  rte_mempool* pool = nullptr;  // for replies, ICMP errors and fragments
+  TxBuffer to_local, to_fabric;
+  rte_ring* const* handoff = nullptr;  // handoff[w]: ring into worker w (multi-producer)
+  unsigned n_handoff = 0;
+  uint64_t now = 0;  // TSC at the start of the current burst
+  uint64_t tsc_hz = 0;
+  std::vector<FabricTemplate> tmpl;   // indexed by NodeIdx; rebuilt when the snapshot changes
+  std::vector<uint64_t> solicit_tsc;  // per neighbour slot: last ARP/NS sent (rate limit)
+
+  // ICMP error token bucket (RFC 1812 §4.3.2.8 / RFC 4443 §2.4(f) rate limiting).
+  double icmp_tokens = 100;
+  uint64_t icmp_last = 0;
+  double icmp_rate = 1000;  // per second
+  double icmp_burst = 100;
+
+  void drop(rte_mbuf* m, DropReason r) {
+    ctr->drop(r);
+    rte_pktmbuf_free(m);
+  }
+  void send_local(rte_mbuf* m) {
+    if (to_local.full()) return drop(m, DropReason::kTxFull);
+    to_local.pkts[to_local.n++] = m;
+  }
+  void send_fabric(rte_mbuf* m) {
+    if (to_fabric.full()) return drop(m, DropReason::kTxFull);
+    to_fabric.pkts[to_fabric.n++] = m;
+  }
+  bool icmp_allowed() {
+    if (tsc_hz == 0) return true;
+    double dt = double(now - icmp_last) / double(tsc_hz);
+    icmp_last = now;
+    icmp_tokens = std::min(icmp_burst, icmp_tokens + dt * icmp_rate);
+    if (icmp_tokens < 1) return false;
+    icmp_tokens -= 1;
+    return true;
+  }
+};
+
+// Rebuilds ctx.tmpl for ctx.snap (control-rate: called when the generation changes).
+void build_fabric_templates(WorkerCtx& ctx);
+
+}  // namespace vanish::dp
