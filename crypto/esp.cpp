@@ -102,8 +102,8 @@ size_t EspSa::seal(IMB_MGR* mgr, uint8_t* esp, size_t payload_len, uint8_t next_
   uint8_t* text = esp + kEspPayloadOffset;
   uint8_t* trailer = text + payload_len;
   const size_t pad = esp_pad_len(payload_len);
-  // Always 3 bytes: the caller guarantees kEspTrailerMax bytes of room, and whatever lies
-  // past the padding is overwritten just below.
+  // Always 3 bytes, branch-free: the trailer + ICV span pad + 18 >= 3 bytes, and whatever lies
+  // past the padding is overwritten below (pad length, next header, ICV).
   std::memcpy(trailer, kPadBytes, sizeof(kPadBytes));
   trailer[pad] = static_cast<uint8_t>(pad);
   trailer[pad + 1] = next_header;

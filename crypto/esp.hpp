@@ -84,7 +84,8 @@ class EspSa {
 
   // Outbound. `esp` points at where the ESP header goes; the payload (the bytes to protect) is
   // already at esp + kEspPayloadOffset, payload_len bytes long, and the buffer has room for
-  // kEspTrailerMax + kEspIcvLen more bytes after it. Writes SPI, sequence number, IV, padding,
+  // esp_pad_len(payload_len) + 2 + kEspIcvLen (at most kEspTrailerMax + kEspIcvLen) more bytes
+  // after it; seal() writes nothing past that. Writes SPI, sequence number, IV, padding,
   // pad length and next header, encrypts in place and appends the ICV.
   // Returns the ESP length (header .. ICV) == payload_len + esp_overhead(payload_len) with
   // *status = kOk, or 0 with *status = kSeqExhausted once the sequence space is used up

@@ -64,10 +64,10 @@ Bytes ossl_esp(std::span<const uint8_t> key, uint64_t seq, bool esn,
   return ossl_esp_raw(key, kSpi, seq, seq, esn, payload, standard_trailer(payload.size(), nh));
 }
 
-// A buffer laid out as seal() expects: 16 bytes of header room, the payload, and exactly
-// kEspTrailerMax + kEspIcvLen bytes of room (so ASan catches any overrun).
+// A buffer laid out as seal() expects: 16 bytes of header room, the payload, and exactly the
+// room the trailer and ICV need, esp_pad_len() + 2 + kEspIcvLen (so ASan catches any overrun).
 Bytes seal_buffer(std::span<const uint8_t> payload) {
-  Bytes b(kEspPayloadOffset + payload.size() + kEspTrailerMax + kEspIcvLen, 0x5a);
+  Bytes b(payload.size() + esp_overhead(payload.size()), 0x5a);
   std::copy(payload.begin(), payload.end(), b.begin() + kEspPayloadOffset);
   return b;
 }
