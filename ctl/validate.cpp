@@ -161,7 +161,7 @@ class Validator {
         if (x.value.empty()) continue;
         if (!parse_family(x.value, x.v6, &a)) {
           err(res, x.field, quote(x.value) + " is not an " + (x.v6 ? "IPv6" : "IPv4") + " address");
-        } else if (a.is_unspecified()) {
+        } else if (a.is_unspecified() || (a.is_v4() && IpAddr::v4_host(0) == a)) {
           err(res, x.field, "the unspecified address is not allowed");
         } else if (x.present) {
           *x.present = true;
@@ -525,6 +525,7 @@ class Validator {
         continue;
       }
       const Workload& w = c_.workloads(wit->second);
+      if (node_index(w.node()) < 0) continue;  // the workload's own error says why
       if (self_ >= 0 && w.node() != c_.this_node()) {
         err(res, "address",
             a.str() + " belongs to " + workload_resource(w, wit->second) + " on node " + w.node() +
