@@ -97,8 +97,14 @@ struct IpAddrHash {
     uint64_t x, y;
     std::memcpy(&x, a.b.data(), 8);
     std::memcpy(&y, a.b.data() + 8, 8);
-    uint64_t h = (x ^ (y * 0x9E3779B97F4A7C15ull)) * 0xC2B2AE3D27D4EB4Full;
-    return size_t(h ^ (h >> 29));
+    // FlatMap indexes by the low bits: finish with a full avalanche (MurmurHash3 fmix64) so the
+    // last octets of an address (bits 48..63 of y) reach them.
+    uint64_t h = x * 0x9E3779B97F4A7C15ull ^ y;
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    return size_t(h ^ (h >> 33));
   }
 };
 
