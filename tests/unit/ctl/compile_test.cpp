@@ -2,6 +2,7 @@
 // carry forward across generations.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "ctl/compile.hpp"
@@ -227,6 +228,34 @@ TEST(Compile, RejectsBadOptionsAndInvalidConfigs) {
   EXPECT_EQ(compile_snapshot(c, CompileOptions{1, 1}, nullptr, &errors), nullptr);
   ASSERT_FALSE(errors.empty());
   EXPECT_EQ(errors[0].resource, "workload default/sleep");
+}
+
+TEST(Compile, HundredThousandWorkloadsCompileQuickly) {
+  // Design budget: 100k workloads compile in < 1 s. Addresses differ only in their last two
+  // octets, the case a weak address hash degrades to quadratic time on.
+  config::Config c = test::load_example("node-a.textproto");
+  c.mutable_nodes(0)->add_workload_prefixes("10.128.0.0/9");
+  constexpr int kN = 100000;
+  for (int i = 0; i < kN; i++) {
+    auto* w = c.add_workloads();
+    w->set_name("w" + std::to_string(i));
+    w->set_namespace_("ns" + std::to_string(i % 1000));
+    w->set_service_account("sa" + std::to_string(i % 10));
+    w->set_node("node-a");
+    const char raw[4] = {10, char(128 + (i >> 16)), char(i >> 8), char(i)};
+    w->add_addresses(std::string(raw, 4));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto s = compile(c, 2);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->workloads.size(), size_t(kN) + 5);
+  EXPECT_EQ(s->identities.size(), 4u + 1000u);  // (i % 1000, i % 10) pairs
+  // Workload i has 10.(128 + i / 65536).(i / 256 % 256).(i % 256); i = 99999 = 0x1869f.
+  const uint32_t* idx = s->workload_by_ip.find(IpAddr::v4_host(0x0a81869fu));
+  ASSERT_NE(idx, nullptr);
+  EXPECT_EQ(*idx, 5u + 99999u);
+  EXPECT_LT(secs, 5.0) << "generous bound for slow CI machines; typically ~0.3 s";
 }
 
 // ---- carry-forward ----
