@@ -1,0 +1,80 @@
+#include "tests/fuzz/fuzz_env.hpp"
+
+#include <rte_eal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "crypto/aead.hpp"
+#include "ctl/compile.hpp"
+#include "ctl/config_loader.hpp"
+
+namespace vanish::fuzz {
+
+namespace {
+
+void load_node(Node& n, const char* file, const char* name, rte_mempool* pool) {
+  config::Config cfg;
+  std::vector<std::string> errs;
+  std::string path = std::string(VANISH_SOURCE_ROOT) + "/examples/" + file;
+  if (!ctl::load_config(path, &cfg, &errs)) {
+    std::fprintf(stderr, "fuzz: cannot load %s\n", path.c_str());
+    std::abort();
+  }
+  std::vector<ctl::ConfigError> cerrs;
+  n.snap = ctl::compile_snapshot(cfg, ctl::CompileOptions{1, 1}, nullptr, &cerrs);
+  if (!n.snap) std::abort();
+  n.flows = std::make_unique<dp::FlowTable>(name, 4096, 0);
+  n.ctx.id = 0;
+  n.ctx.snap = n.snap.get();
+  n.ctx.flows = n.flows.get();
+  n.ctx.ctr = &n.ctr;
+  n.ctx.pool = pool;
+  n.ctx.imb = crypto::thread_imb_mgr();
+  n.ctx.tsc_hz = rte_get_tsc_hz();
+}
+
+}  // namespace
+
+void Node::flush() {
+  for (uint16_t i = 0; i < ctx.to_local.n; i++) rte_pktmbuf_free(ctx.to_local.pkts[i]);
+  for (uint16_t i = 0; i < ctx.to_fabric.n; i++) rte_pktmbuf_free(ctx.to_fabric.pkts[i]);
+  ctx.to_local.n = ctx.to_fabric.n = 0;
+}
+
+Env& env() {
+  static Env* e = [] {
+    std::string prefix = "--file-prefix=vanish-fuzz-" + std::to_string(getpid());
+    const char* argv[] = {"fuzz", "--no-huge",   "-m", "128", "--no-pci", "--log-level=error", "-l",
+                          "0",    prefix.c_str()};
+    if (rte_eal_init(int(sizeof argv / sizeof *argv), const_cast<char**>(argv)) < 0) {
+      std::fprintf(stderr, "fuzz: EAL init failed\n");
+      std::abort();
+    }
+    auto* env = new Env;
+    env->pool = rte_pktmbuf_pool_create("fuzz_pool", 4095, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    if (!env->pool) std::abort();
+    load_node(env->a, "node-a.textproto", "fuzz_flows_a", env->pool);
+    load_node(env->b, "node-b.textproto", "fuzz_flows_b", env->pool);
+    return env;
+  }();
+  return *e;
+}
+
+rte_mbuf* make_mbuf(const uint8_t* data, size_t len) {
+  if (len > 2000) return nullptr;
+  rte_mbuf* m = rte_pktmbuf_alloc(env().pool);
+  if (!m) return nullptr;
+  char* p = rte_pktmbuf_append(m, uint16_t(len));
+  if (!p) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memcpy(p, data, len);
+  return m;
+}
+
+}  // namespace vanish::fuzz
