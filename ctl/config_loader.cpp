@@ -30,11 +30,8 @@ class TextErrors final : public google::protobuf::io::ErrorCollector {
                 const std::string& message) override {
     add(line, column, message);
   }
-  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
-                  const std::string& message) override {
-    // Deprecated-field and similar warnings: keep them visible, they do not fail the load.
-    (void)line, (void)column, (void)message;
-  }
+  // Warnings (e.g. a deprecated field) do not fail the load and are not reported.
+  void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
   bool any() const { return any_; }
 
  private:

@@ -472,6 +472,8 @@ TEST(Validate, Neighbours) {
                "neighbour 10.1.0.10", "mac", "is not a MAC address");
   expect_error([&](auto& c) { c.mutable_neighbours(0)->set_mac("ff:ff:ff:ff:ff:ff"); },
                "neighbour 10.1.0.10", "mac", "is not a unicast MAC");
+  expect_error([&](auto& c) { c.mutable_neighbours(0)->clear_mac(); }, "neighbour 10.1.0.10", "mac",
+               "required");
   expect_error([&](auto& c) { c.mutable_neighbours(0)->clear_address(); }, "neighbours[0]",
                "address", "required");
 }
