@@ -33,6 +33,13 @@ ReplayWindow::Verdict ReplayWindow::check(uint32_t seq_lo, uint64_t* seq_out) co
           *seq_out = 0;
           return Verdict::kTooOld;
         }
+        // Reading it as the next subspace means the sender jumped 2^32 - Tl + Seql ahead. A jump
+        // of more than 2^31 (over two billion packets lost in a row) is not plausible: it is an
+        // old packet of this subspace, so call it too old instead of failing its ICV later.
+        if ((uint64_t{1} << 32) - tl + seq_lo > (uint64_t{1} << 31)) {
+          *seq_out = (uint64_t{th} << 32) | seq_lo;
+          return Verdict::kTooOld;
+        }
         seq_hi = th + 1;
       }
     } else {
