@@ -1,5 +1,6 @@
 // RFC 4303 §3.4.3 anti-replay sliding window, with extended sequence numbers (ESN) inferred as in
-// RFC 4303 Appendix A2.
+// RFC 4303 Appendix A2, except that a value whose reading as the next subspace would be a jump
+// of more than 2^31 is an old packet (kTooOld), not a candidate for ICV verification.
 //
 // The window holds the highest authenticated sequence number (top) and one bit for each of the
 // `size_bits` sequence numbers top - size_bits + 1 .. top. Storage is a ring of uint64 words

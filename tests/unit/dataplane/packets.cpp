@@ -68,7 +68,9 @@ void append(Bytes& out, const Bytes& in) {
 }
 
 // Fills in the L4 checksum of a whole IP packet (UDP, TCP, ICMP, ICMPv6).
-void set_l4_checksum(Bytes& pkt) {
+}  // namespace
+
+void fix_l4_checksum(Bytes& pkt) {
   size_t hl = ip_hdr_len(pkt);
   uint8_t proto = ip_proto(pkt);
   uint8_t* l4 = pkt.data() + hl;
@@ -99,6 +101,8 @@ void set_l4_checksum(Bytes& pkt) {
   if (proto == kProtoUdp && c == 0) c = 0xffff;  // RFC 768: 0 means "no checksum"
   wr16(l4 + off, c);
 }
+
+namespace {
 
 }  // namespace
 
@@ -156,7 +160,7 @@ Bytes udp(const IpHdr& h, uint16_t sport, uint16_t dport, const Bytes& payload) 
   wr16(&l4[4], uint16_t(8 + payload.size()));
   append(l4, payload);
   Bytes p = ip_packet(h, kProtoUdp, l4);
-  set_l4_checksum(p);
+  fix_l4_checksum(p);
   return p;
 }
 
@@ -172,7 +176,7 @@ Bytes tcp(const IpHdr& h, uint16_t sport, uint16_t dport, uint8_t flags, uint32_
   wr16(&l4[14], 65535);
   append(l4, payload);
   Bytes p = ip_packet(h, kProtoTcp, l4);
-  set_l4_checksum(p);
+  fix_l4_checksum(p);
   return p;
 }
 
@@ -183,7 +187,7 @@ Bytes icmp_echo(const IpHdr& h, bool request, uint16_t ident, uint16_t seq, cons
   wr16(&l4[6], seq);
   append(l4, payload);
   Bytes p = ip_packet(h, h.v6() ? kProtoIcmp6 : kProtoIcmp, l4);
-  set_l4_checksum(p);
+  fix_l4_checksum(p);
   return p;
 }
 
@@ -358,7 +362,7 @@ Bytes nd_solicit(const MacAddr& src_mac, const IpAddr& src, const IpAddr& target
   h.dst = solicited_node(target);
   h.ttl = hop_limit;
   Bytes p = ip_packet(h, kProtoIcmp6, icmp);
-  set_l4_checksum(p);
+  fix_l4_checksum(p);
   return eth_ip(ipv6_multicast_mac(h.dst), src_mac, p);
 }
 
@@ -410,7 +414,7 @@ Bytes fabric_frame(const OuterHdr& o, const Bytes& esp) {
   h.df = true;
   h.id = 0;
   Bytes p = ip_packet(h, kProtoUdp, u);
-  if (h.v6()) set_l4_checksum(p);
+  if (h.v6()) fix_l4_checksum(p);
   return eth_ip(o.dst_mac, o.src_mac, p);
 }
 

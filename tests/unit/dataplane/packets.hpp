@@ -85,6 +85,8 @@ bool l4_checksum_ok(const Bytes& ip);
 Bytes dec_ttl(Bytes ip);
 // Recomputes the IPv4 header checksum in place (after a test edits the header).
 void fix_ipv4_checksum(Bytes& ip);
+// Recomputes the UDP/TCP/ICMP/ICMPv6 checksum of an IP packet without extension headers/options.
+void fix_l4_checksum(Bytes& ip);
 
 // Reassembles IPv4 fragments (any order) into the original datagram; nullopt if they do not
 // form exactly one complete datagram. The result carries the first fragment's header with
