@@ -419,12 +419,13 @@ def build_cmd(args, spec: RunSpec, workdir: str, probe_out: Optional[str] = None
             raise SystemExit("bench: --app vanishd needs --vanishd PATH and --config PATH")
         spec.cmd = (
             [args.vanishd]
-            + eal_common(args, spec.prefix, "0,1", spec.pcap)
+            + eal_common(args, spec.prefix, args.vanishd_lcores, spec.pcap)
             + vdevs(spec.pcap, probe_out)
             + ["--", "--config", args.config]
             + shlex.split(args.vanishd_args or "")
         )
-        spec.notes = {"lcores": "0,1 (0 control, 1 worker)", "config": args.config}
+        spec.notes = {"lcores": f"{args.vanishd_lcores} (first: control, then workers)",
+                      "config": args.config}
     else:
         raise SystemExit(f"bench: unknown app {spec.app}")
 
@@ -477,7 +478,7 @@ def probe_egress(args, spec: RunSpec, workdir: str) -> dict:
             last = cur
             time.sleep(0.1)
         res["probe_rx"], res["probe_tx"] = (last or (0, 0))
-    except (RuntimeError, ConnectionError, OSError) as e:
+    except (RuntimeError, ConnectionError, OSError, ValueError, KeyError) as e:
         res["probe_error"] = str(e)
     finally:
         tel.close()
@@ -583,8 +584,8 @@ def measure(args, spec: RunSpec, workdir: str, egress_frame_bytes: Optional[floa
             "nice": args.nice,
             "sample_rtt_ms": round(max(a["rtt"], b["rtt"]) * 1e3, 3),
         })
-    except (RuntimeError, ConnectionError, OSError) as e:
-        res["error"] = str(e)
+    except (RuntimeError, ConnectionError, OSError, ValueError, KeyError) as e:
+        res["error"] = f"{type(e).__name__}: {e}" if not isinstance(e, RuntimeError) else str(e)
         log(f"{spec.app} {spec.size}: {e}")
         tail = proc.log_tail()
         if tail:
@@ -745,6 +746,7 @@ def main(argv=None) -> int:
     g.add_argument("--vanishd", default=None, help="vanishd binary")
     g.add_argument("--config", default=None, help="vanishd --config (e.g. examples/node-a.textproto)")
     g.add_argument("--vanishd-args", default="", help="extra vanishd arguments after --config")
+    g.add_argument("--vanishd-lcores", default="0,1", help="EAL -l for vanishd (control lcore, then the worker)")
     args = p.parse_args(argv)
 
     apps = parse_apps(args.app)
