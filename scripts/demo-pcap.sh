@@ -30,9 +30,9 @@ if [[ -z ${VANISHD:-} ]]; then
   VANISHD=$root/build/dataplane/vanishd
   if [[ ! -f $root/build/build.ninja ]]; then
     echo "Building vanishd (meson setup build && ninja -C build dataplane/vanishd)..."
-    (cd "$root" && meson setup build >/dev/null)
+    log=$(cd "$root" && meson setup build 2>&1) || { echo "$log" | tail -20 >&2; exit 1; }
   fi
-  ninja -C "$root/build" dataplane/vanishd >/dev/null || { echo "demo-pcap.sh: build failed" >&2; exit 1; }
+  log=$(ninja -C "$root/build" dataplane/vanishd 2>&1) || { echo "$log" | tail -20 >&2; exit 1; }
 fi
 
 work=$(mktemp -d /tmp/vanish-demo.XXXXXX)
