@@ -1,6 +1,6 @@
 // Fuzz target: any frame arriving on node-b's fabric port goes through the inbound pipeline.
 // Seeds are real ESP packets made by node-a, so mutations reach SPI lookup, replay and ICV checks.
-#include "tests/fuzz/fuzz_env.hpp"
+#include "tests/support/node_pair.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 #include "tests/fuzz/seeds.hpp"
 
@@ -8,14 +8,14 @@ using namespace vanish;
 
 std::vector<std::vector<uint8_t>> fuzz_seeds() {
   using namespace vanish::fuzz;
-  auto& e = env();
+  auto& e = testing::env();
   std::vector<Bytes> frames = {v4_frame({10, 2, 0, 20}, 17, udp(8080, 32)),
                                v4_frame({10, 2, 0, 30}, 6, tcp(5432)),
                                v6_frame(0x20, 58, icmp_echo(128))};
   std::vector<Bytes> out;
   for (auto& f : frames) {
     dp::Burst b;
-    b.push(make_mbuf(f.data(), f.size()));
+    b.push(testing::make_mbuf(f.data(), f.size()));
     e.a.pipe.outbound(e.a.ctx, b);
     for (uint16_t i = 0; i < e.a.ctx.to_fabric.n; i++) {
       rte_mbuf* m = e.a.ctx.to_fabric.pkts[i];
@@ -28,8 +28,8 @@ std::vector<std::vector<uint8_t>> fuzz_seeds() {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto& e = fuzz::env();
-  rte_mbuf* m = fuzz::make_mbuf(data, size);
+  auto& e = testing::env();
+  rte_mbuf* m = testing::make_mbuf(data, size);
   if (!m) return 0;
   dp::Burst b;
   b.push(m);

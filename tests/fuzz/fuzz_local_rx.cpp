@@ -1,6 +1,6 @@
 // Fuzz target: any frame arriving on node-a's local port goes through the outbound pipeline;
 // whatever node-a sends to the fabric is fed to node-b's inbound pipeline.
-#include "tests/fuzz/fuzz_env.hpp"
+#include "tests/support/node_pair.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 #include "tests/fuzz/seeds.hpp"
 
@@ -23,8 +23,8 @@ std::vector<std::vector<uint8_t>> fuzz_seeds() {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto& e = fuzz::env();
-  rte_mbuf* m = fuzz::make_mbuf(data, size);
+  auto& e = testing::env();
+  rte_mbuf* m = testing::make_mbuf(data, size);
   if (!m) return 0;
   dp::Burst b;
   b.push(m);

@@ -4,7 +4,7 @@
 #include <rte_ether.h>
 
 #include "ctl/model.hpp"
-#include "tests/fuzz/fuzz_env.hpp"
+#include "tests/support/node_pair.hpp"
 #include "tests/fuzz/fuzz_target.hpp"
 #include "tests/fuzz/seeds.hpp"
 
@@ -58,7 +58,7 @@ std::vector<std::vector<uint8_t>> fuzz_seeds() {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto& e = fuzz::env();
+  auto& e = testing::env();
   if (size > 1400) return 0;
   // Eth | IPv4 172.16.0.1 -> 172.16.0.2 | UDP 4500 | ESP(seal(data)).
   fuzz::Bytes f;
@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   f[17] = uint8_t(ip_len);
   f[38] = uint8_t(udp_len >> 8);
   f[39] = uint8_t(udp_len);
-  rte_mbuf* m = fuzz::make_mbuf(f.data(), f.size());
+  rte_mbuf* m = testing::make_mbuf(f.data(), f.size());
   if (!m) return 0;
   dp::Burst b;
   b.push(m);

@@ -1,4 +1,4 @@
-#include "tests/fuzz/fuzz_env.hpp"
+#include "tests/support/node_pair.hpp"
 
 #include <rte_eal.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include "ctl/compile.hpp"
 #include "ctl/config_loader.hpp"
 
-namespace vanish::fuzz {
+namespace vanish::testing {
 
 namespace {
 
@@ -21,7 +21,7 @@ void load_node(Node& n, const char* file, const char* name, rte_mempool* pool) {
   std::vector<std::string> errs;
   std::string path = std::string(VANISH_SOURCE_ROOT) + "/examples/" + file;
   if (!ctl::load_config(path, &cfg, &errs)) {
-    std::fprintf(stderr, "fuzz: cannot load %s\n", path.c_str());
+    std::fprintf(stderr, "node_pair: cannot load %s\n", path.c_str());
     std::abort();
   }
   std::vector<ctl::ConfigError> cerrs;
@@ -45,20 +45,22 @@ void Node::flush() {
   ctx.to_local.n = ctx.to_fabric.n = 0;
 }
 
-Env& env() {
-  static Env* e = [] {
-    std::string prefix = "--file-prefix=vanish-fuzz-" + std::to_string(getpid());
+Env& env(const char* config_suffix) {
+  static Env* e = [config_suffix] {
+    std::string prefix = "--file-prefix=vanish-np-" + std::to_string(getpid());
     const char* argv[] = {"fuzz", "--no-huge",   "-m", "128", "--no-pci", "--log-level=error", "-l",
                           "0",    prefix.c_str()};
     if (rte_eal_init(int(sizeof argv / sizeof *argv), const_cast<char**>(argv)) < 0) {
-      std::fprintf(stderr, "fuzz: EAL init failed\n");
+      std::fprintf(stderr, "node_pair: EAL init failed\n");
       std::abort();
     }
     auto* env = new Env;
-    env->pool = rte_pktmbuf_pool_create("fuzz_pool", 4095, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    env->pool = rte_pktmbuf_pool_create("np_pool", 8191, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     if (!env->pool) std::abort();
-    load_node(env->a, "node-a.textproto", "fuzz_flows_a", env->pool);
-    load_node(env->b, "node-b.textproto", "fuzz_flows_b", env->pool);
+    load_node(env->a, (std::string("node-a") + config_suffix + ".textproto").c_str(), "np_flows_a",
+              env->pool);
+    load_node(env->b, (std::string("node-b") + config_suffix + ".textproto").c_str(), "np_flows_b",
+              env->pool);
     return env;
   }();
   return *e;
@@ -77,4 +79,4 @@ rte_mbuf* make_mbuf(const uint8_t* data, size_t len) {
   return m;
 }
 
-}  // namespace vanish::fuzz
+}  // namespace vanish::testing

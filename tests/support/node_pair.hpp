@@ -1,5 +1,6 @@
-// Shared set-up for the data-plane fuzz targets: EAL (no hugepages, unique file prefix), one
-// mempool, node-a and node-b snapshots compiled from examples/, and a WorkerCtx + Pipeline each.
+// NodePair: node-a and node-b of examples/ in one process, for fuzz targets and in-process
+// benchmarks: EAL (no hugepages, unique file prefix), one mempool, both snapshots compiled from
+// examples/, and a WorkerCtx + Pipeline each (worker 0, no ports).
 // Contract: env() initialises once per process; every packet handed to a pipeline is consumed by
 // it (queued on a TX buffer, which flush() frees, or freed and counted).
 #pragma once
@@ -10,7 +11,7 @@
 
 #include "dataplane/pipeline.hpp"
 
-namespace vanish::fuzz {
+namespace vanish::testing {
 
 struct Node {
   std::unique_ptr<dp::Snapshot> snap;
@@ -26,9 +27,10 @@ struct Env {
   Node a, b;
 };
 
-Env& env();
+// Initialises on first use. `config_suffix` picks e.g. the "-v6fabric" example variants.
+Env& env(const char* config_suffix = "");
 
 // Copies bytes into a fresh mbuf (nullptr if too large or no mbuf).
 rte_mbuf* make_mbuf(const uint8_t* data, size_t len);
 
-}  // namespace vanish::fuzz
+}  // namespace vanish::testing
