@@ -164,7 +164,8 @@ void LocalIngress::process(WorkerCtx& ctx, Burst& b) {
       continue;
     }
     PacketInfo& info = b.info[i];
-    if (!parse_ip(m, kEthLen, info)) {
+    // The IP version must agree with the ethertype (parse_ip goes by the version nibble).
+    if (!parse_ip(m, kEthLen, info) || info.is_v6 != (et == RTE_ETHER_TYPE_IPV6)) {
       ctx.drop(m, DropReason::kParseError);
       continue;
     }
