@@ -100,6 +100,36 @@ IpHdr ip_hdr(const IpAddr& src, const IpAddr& dst, uint8_t ttl) {
   return h;
 }
 
+const char* l4_name(L4 p) {
+  return p == L4::kUdp ? "udp" : p == L4::kTcp ? "tcp" : "icmp";
+}
+
+Bytes flow_packet(L4 p, const IpHdr& h, unsigned i, size_t payload) {
+  switch (p) {
+    case L4::kUdp:
+      return udp(h, 40000, 7777, pattern(payload, uint8_t(i)));
+    case L4::kTcp:
+      return tcp(h, 40000, 8080, kTcpAck, 1000 + i * uint32_t(payload), 1,
+                 pattern(payload, uint8_t(i)));
+    case L4::kIcmp:
+      return icmp_echo(h, true, 0x4242, uint16_t(i + 1), pattern(payload, uint8_t(i)));
+  }
+  return {};
+}
+
+Bytes reply_packet(L4 p, const IpHdr& h, unsigned i, size_t payload) {
+  switch (p) {
+    case L4::kUdp:
+      return udp(h, 7777, 40000, pattern(payload, uint8_t(0x80 + i)));
+    case L4::kTcp:
+      return tcp(h, 8080, 40000, kTcpAck, 5000 + i * uint32_t(payload), 1000,
+                 pattern(payload, uint8_t(0x80 + i)));
+    case L4::kIcmp:
+      return icmp_echo(h, false, 0x4242, uint16_t(i + 1), pattern(payload, uint8_t(i)));
+  }
+  return {};
+}
+
 // ---- DpNode ----------------------------------------------------------------------------------
 
 config::Config load_example(const std::string& name) {
@@ -189,6 +219,19 @@ void drain(dp::TxBuffer& buf, std::vector<Bytes>& out) {
 
 }  // namespace
 
+void DpNode::run_burst(bool inbound, Out& out) {
+  dp::Burst& b = *burst_;
+  ctx.now = rte_rdtsc();
+  if (inbound) {
+    pipe->inbound(ctx, b, false);
+  } else {
+    pipe->outbound(ctx, b);
+  }
+  EXPECT_EQ(b.n, 0) << "the pipeline left packets in the burst";
+  drain(ctx.to_local, out.local);
+  drain(ctx.to_fabric, out.fabric);
+}
+
 Out DpNode::run(const std::vector<Bytes>& frames, bool inbound) {
   Out out;
   dp::Burst& b = *burst_;
@@ -202,16 +245,17 @@ Out DpNode::run(const std::vector<Bytes>& frames, bool inbound) {
       }
       b.push(m);
     }
-    ctx.now = rte_rdtsc();
-    if (inbound) {
-      pipe->inbound(ctx, b, false);
-    } else {
-      pipe->outbound(ctx, b);
-    }
-    EXPECT_EQ(b.n, 0) << "the pipeline left packets in the burst";
-    drain(ctx.to_local, out.local);
-    drain(ctx.to_fabric, out.fabric);
+    run_burst(inbound, out);
   }
+  return out;
+}
+
+Out DpNode::run_mbufs(const std::vector<rte_mbuf*>& pkts, bool inbound) {
+  Out out;
+  dp::Burst& b = *burst_;
+  b.n = 0;
+  for (rte_mbuf* m : pkts) b.push(m);
+  run_burst(inbound, out);
   return out;
 }
 
@@ -294,16 +338,20 @@ std::optional<EspOpened> esp_open_ref(const SaKeys& k, const uint8_t* esp, size_
 }
 
 Bytes esp_seal_ref(const SaKeys& k, uint64_t seq, const Bytes& payload, uint8_t next_header) {
-  Bytes esp(16);
-  wr32(&esp[0], k.spi);
-  wr32(&esp[4], uint32_t(seq));
-  wr32(&esp[8], uint32_t(seq >> 32));
-  wr32(&esp[12], uint32_t(seq));
   Bytes text = payload;
   size_t pad = (4 - ((payload.size() + 2) & 3)) & 3;
   for (size_t i = 1; i <= pad; i++) text.push_back(uint8_t(i));
   text.push_back(uint8_t(pad));
   text.push_back(next_header);
+  return esp_seal_ref_text(k, seq, text);
+}
+
+Bytes esp_seal_ref_text(const SaKeys& k, uint64_t seq, const Bytes& text) {
+  Bytes esp(16);
+  wr32(&esp[0], k.spi);
+  wr32(&esp[4], uint32_t(seq));
+  wr32(&esp[8], uint32_t(seq >> 32));
+  wr32(&esp[12], uint32_t(seq));
   uint8_t nonce[12];
   std::memcpy(nonce, k.salt.data(), 4);
   std::memcpy(nonce + 4, &esp[8], 8);

@@ -70,6 +70,13 @@ uint16_t derived_sport(uint32_t spi);
 IpHdr ip_hdr(const Workload& src, const Workload& dst, bool v6, uint8_t ttl = 64);
 IpHdr ip_hdr(const IpAddr& src, const IpAddr& dst, uint8_t ttl = 64);
 
+// One flow of protocol p between two workloads (ports 40000 -> 7777 UDP, 40000 -> 8080 TCP,
+// echo id 0x4242): packet i of it, and the reply to it.
+enum class L4 { kUdp, kTcp, kIcmp };
+const char* l4_name(L4 p);
+Bytes flow_packet(L4 p, const IpHdr& h, unsigned i, size_t payload = 64);
+Bytes reply_packet(L4 p, const IpHdr& h, unsigned i, size_t payload = 64);  // h: reply's header
+
 // ---- one appliance ---------------------------------------------------------------------------
 
 config::Config load_example(const std::string& name);
@@ -91,6 +98,8 @@ class DpNode {
   Out inbound(const std::vector<Bytes>& frames);
   Out outbound(const Bytes& frame) { return outbound(std::vector<Bytes>{frame}); }
   Out inbound(const Bytes& frame) { return inbound(std::vector<Bytes>{frame}); }
+  // Hand-made mbufs (e.g. chains), at most one burst; the pipeline owns them from here.
+  Out run_mbufs(const std::vector<rte_mbuf*>& pkts, bool inbound);
 
   // Non-zero drop counters as "name=n name=n" in reason order ("" when nothing was dropped).
   std::string drops() const;
@@ -110,6 +119,7 @@ class DpNode {
  private:
   DpNode() = default;
   Out run(const std::vector<Bytes>& frames, bool inbound);
+  void run_burst(bool inbound, Out& out);
   std::unique_ptr<dp::Burst> burst_;
 };
 
@@ -133,6 +143,9 @@ std::optional<EspOpened> esp_open_ref(const SaKeys& k, const uint8_t* esp, size_
 // ESP header .. ICV sealed with OpenSSL (IV = 64-bit seq; ESN AAD; padding 1,2,3..; SPI k.spi).
 Bytes esp_seal_ref(const SaKeys& k, uint64_t seq, const Bytes& payload,
                    uint8_t next_header = kProtoUdp);
+// The same around a plaintext the caller built whole (payload | padding | pad length | NH), so a
+// test can authenticate a malformed trailer.
+Bytes esp_seal_ref_text(const SaKeys& k, uint64_t seq, const Bytes& text);
 
 // A fabric frame taken apart: outer headers checked for well-formedness, ESP opened with the
 // reference, UDP/Geneve parsed.

@@ -14,25 +14,6 @@ namespace {
 using namespace mesh;
 using dp::DropReason;
 
-enum class L4 { kUdp, kTcp, kIcmp };
-const char* l4_name(L4 p) {
-  return p == L4::kUdp ? "udp" : p == L4::kTcp ? "tcp" : "icmp";
-}
-
-// The i-th packet of one flow of protocol p.
-Bytes flow_packet(L4 p, const IpHdr& h, unsigned i, size_t payload = 64) {
-  switch (p) {
-    case L4::kUdp:
-      return udp(h, 40000, 7777, pattern(payload, uint8_t(i)));
-    case L4::kTcp:
-      return tcp(h, 40000, 8080, kTcpAck, 1000 + i * uint32_t(payload), 1,
-                 pattern(payload, uint8_t(i)));
-    case L4::kIcmp:
-      return icmp_echo(h, true, 0x4242, uint16_t(i + 1), pattern(payload, uint8_t(i)));
-  }
-  return {};
-}
-
 uint32_t identity_of(const Workload& w) {
   return ctl::identity_id_for(w.principal).value;
 }

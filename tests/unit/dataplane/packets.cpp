@@ -67,7 +67,6 @@ void append(Bytes& out, const Bytes& in) {
   out.insert(out.end(), in.begin(), in.end());
 }
 
-// Fills in the L4 checksum of a whole IP packet (UDP, TCP, ICMP, ICMPv6).
 }  // namespace
 
 void fix_l4_checksum(Bytes& pkt) {
@@ -101,10 +100,6 @@ void fix_l4_checksum(Bytes& pkt) {
   if (proto == kProtoUdp && c == 0) c = 0xffff;  // RFC 768: 0 means "no checksum"
   wr16(l4 + off, c);
 }
-
-namespace {
-
-}  // namespace
 
 uint16_t inet_checksum(const uint8_t* p, size_t n, uint32_t sum) {
   return uint16_t(~fold(sum16(p, n, sum)));
