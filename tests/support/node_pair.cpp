@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -48,9 +49,17 @@ void Node::flush() {
 Env& env(const char* config_suffix) {
   static Env* e = [config_suffix] {
     std::string prefix = "--file-prefix=vanish-np-" + std::to_string(getpid());
-    const char* argv[] = {"fuzz", "--no-huge",   "-m", "128", "--no-pci", "--log-level=error", "-l",
-                          "0",    prefix.c_str()};
-    if (rte_eal_init(int(sizeof argv / sizeof *argv), const_cast<char**>(argv)) < 0) {
+    // Benchmarks ask for hugepages (VANISH_HUGEPAGES=1) when enough are free; tests run without.
+    bool huge = false;
+    if (const char* h = std::getenv("VANISH_HUGEPAGES"); h && std::string(h) == "1") {
+      std::ifstream f("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+      long free_pages = 0;
+      huge = (f >> free_pages) && free_pages >= 128;
+    }
+    std::vector<const char*> argv = {"node_pair",         "-m", "256", "--no-pci",
+                                     "--log-level=error", "-l", "0",   prefix.c_str()};
+    argv.push_back(huge ? "--in-memory" : "--no-huge");
+    if (rte_eal_init(int(argv.size()), const_cast<char**>(argv.data())) < 0) {
       std::fprintf(stderr, "node_pair: EAL init failed\n");
       std::abort();
     }
