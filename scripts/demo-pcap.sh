@@ -13,6 +13,7 @@
 # static SA key (ESP -> UDP 6081 -> Geneve with the identity option -> inner IP) and one
 # delivered packet. Removes everything it created unless --keep. Run as root (DPDK).
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1  # leave no __pycache__ in the source tree
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
 
