@@ -398,10 +398,11 @@ def build_cmd(args, spec: RunSpec, workdir: str, probe_out: Optional[str] = None
             + ["--", "-p", "0x3", "-u", "0x2", "-l", "--config",
                f"({PORT_IN},0,{worker}),({PORT_OUT},0,{worker})",
                "-f", secgw_config(args, workdir)]
+            + (["-e"] if args.secgw_esn else [])
             + shlex.split(args.secgw_args or "")
         )
         spec.notes = {"secgw_mode": args.secgw_mode, "secgw_crypto": args.secgw_crypto,
-                      "secgw_cryptodev": args.secgw_cryptodev, "lcores": lc}
+                      "secgw_cryptodev": args.secgw_cryptodev, "secgw_esn": args.secgw_esn, "lcores": lc}
     elif spec.app == "testpmd":
         spec.cmd = (
             [args.testpmd]
@@ -571,7 +572,7 @@ def measure(args, spec: RunSpec, workdir: str, egress_frame_bytes: Optional[floa
             "egress_bytes_from": eg_src,
             "gbps_input": round(mpps * spec.in_frame_bytes * 8 / 1e3, 4),
             "rx_mpps": round(rx / dt / 1e6, 4),
-            "drop_ratio": round(1 - tx / rx, 4) if rx else None,
+            "drop_ratio": round(1 - tx / rx, 4) + 0.0 if rx else None,
             "egress_frame_bytes": round(eg_bytes, 2) if eg_bytes else None,
             "input_frame_bytes": round(spec.in_frame_bytes, 2),
             "oerrors": oerr,
@@ -688,7 +689,16 @@ class Interrupted(Exception):
     pass
 
 
+_interrupted = False
+
+
 def on_term(signum, frame):
+    """First signal: unwind (each run's `finally` stops its app). Later ones are ignored, so
+    they cannot cut that cleanup short."""
+    global _interrupted
+    if _interrupted:
+        return
+    _interrupted = True
     raise Interrupted(f"signal {signum}")
 
 
@@ -722,7 +732,7 @@ def main(argv=None) -> int:
     p.add_argument("--hugepages", choices=["auto", "yes", "no"], default="auto",
                    help="auto: reserve 512 x 2 MiB and mount hugetlbfs if possible, else --no-huge")
     p.add_argument("--mem", type=int, default=1024, help="MiB for --no-huge -m")
-    p.add_argument("--eal-extra", default="", help="extra EAL arguments for every app")
+    p.add_argument("--eal-extra", default="", help="extra EAL arguments for every app (--eal-extra='...')")
     p.add_argument("--workdir", default=os.path.join(REPO, "build-perf", "bench"),
                    help="pcaps, generated configs and logs")
     p.add_argument("--json-out", default=None, help="also append the JSON lines to this file")
@@ -737,15 +747,19 @@ def main(argv=None) -> int:
     g.add_argument("--secgw-cryptodev", default="crypto_aesni_gcm0",
                    help="crypto vdev (crypto_aesni_gcm0 or crypto_aesni_mb0, both Intel IPsec-MB)")
     g.add_argument("--secgw-lcores", default="1", help="EAL -l for secgw; its worker is the last lcore")
-    g.add_argument("--secgw-args", default="", help="extra secgw application arguments")
+    g.add_argument("--secgw-esn", action=argparse.BooleanOptionalAction, default=True,
+                   help="64-bit ESN (secgw -e: 12-byte GCM AAD), as vanishd does")
+    g.add_argument("--secgw-args", default="",
+                   help="extra secgw application arguments (write --secgw-args='-x ...')")
     g = p.add_argument_group("testpmd")
     g.add_argument("--testpmd", default=shutil.which("dpdk-testpmd") or "dpdk-testpmd",
                    help="dpdk-testpmd binary (Debian package dpdk-dev)")
-    g.add_argument("--testpmd-args", default="", help="extra testpmd arguments")
+    g.add_argument("--testpmd-args", default="", help="extra testpmd arguments (--testpmd-args='...')")
     g = p.add_argument_group("vanishd")
     g.add_argument("--vanishd", default=None, help="vanishd binary")
     g.add_argument("--config", default=None, help="vanishd --config (e.g. examples/node-a.textproto)")
-    g.add_argument("--vanishd-args", default="", help="extra vanishd arguments after --config")
+    g.add_argument("--vanishd-args", default="",
+                   help="extra vanishd arguments after --config (--vanishd-args='...')")
     g.add_argument("--vanishd-lcores", default="0,1", help="EAL -l for vanishd (control lcore, then the worker)")
     args = p.parse_args(argv)
 
@@ -770,8 +784,10 @@ def main(argv=None) -> int:
 
     os.makedirs(args.workdir, exist_ok=True)
     cleanup_stale_prefixes()
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
+    # Explicitly, also SIGINT: a harness started in the background by a non-interactive shell
+    # inherits SIGINT as ignored, and then ^C/kill -INT would not stop it.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_term)
 
     if "secgw" in apps:
         secgw_binary(args)
