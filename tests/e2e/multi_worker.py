@@ -37,6 +37,7 @@ import sys
 import tempfile
 from typing import List
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import NODE, SA, W, Checker, Env, eth, icmp_echo, pad_to, tcp, udp  # noqa: E402
 from two_node_loop import Pkt, check_counters, check_fabric_frames, expected_delivery  # noqa: E402

@@ -37,6 +37,7 @@ import sys
 import tempfile
 from typing import Dict, List
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import NODE, SA, W, Checker, Env, config_variant, esn_off, forwarded  # noqa: E402
 from two_node_loop import Pkt, replies, requests  # noqa: E402

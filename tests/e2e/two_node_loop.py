@@ -36,6 +36,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import List, Optional
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
     MAX_INNER_BOTH_FABRICS, NODE, SA, W, Checker, Env, config_variant, csum, edit_block, eth, forwarded,
