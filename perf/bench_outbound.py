@@ -16,8 +16,10 @@ Applications (--app, comma-separated list, or `both` = secgw,vanishd, `all` = th
   testpmd  dpdk-testpmd io forwarding: the I/O limit of the harness (no crypto)
 
 Figures (per run): Mpps = packets transmitted on the egress port / s;
-  gbps_egress  = egress frame bytes (ethdev obytes: Ethernet frame without FCS, i.e. the
-                 encrypted ESP frame for secgw/vanishd) x 8 / s;
+  gbps_egress  = egress frame bytes (Ethernet frames without FCS, i.e. the encrypted ESP
+                 frames for secgw/vanishd) x 8 / s. net_null (22.11) counts no TX bytes, so
+                 the egress frame size comes from an "egress probe" pass (the pcap replayed
+                 once, port 1 captured by net_pcap) unless the PMD reports obytes;
   gbps_input   = Mpps x input frame size x 8 (plaintext frame bytes carried, without FCS);
   rx_mpps      = packets taken from the ingress port / s (virtual ports never miss: the app
                  pulls as fast as it can, so rx - tx = packets the app dropped).
