@@ -27,6 +27,7 @@ struct PacketInfo {
   uint8_t l4_proto;   // TCP/UDP/ICMP/ICMPv6/...
   FlowAction action;  // outbound decision
   uint8_t is_fragment;
+  uint16_t entropy;   // outbound: inner UDP source port for this flow (from the flow entry)
   uint32_t flow;          // flow entry index (outbound)
   uint32_t node;          // destination node (outbound), SA peer node (inbound)
   uint32_t dst_workload;  // WorkloadIdx of the destination, when known

@@ -28,7 +28,9 @@ struct FlowEntry {
   FlowAction action;
   uint8_t drop_reason;  // when action == kDrop
   uint8_t is_static;    // pinned by an operator: never aged
-  uint8_t pad[5];
+  uint8_t pad;
+  uint16_t entropy;     // inner (Geneve) UDP source port: hash of the 5-tuple, made once
+  uint16_t pad2;
 };
 static_assert(sizeof(FlowEntry) <= 128, "DESIGN.md budget: a flow entry <= 128 bytes");
 

@@ -1,5 +1,7 @@
 #include "dataplane/stage_classify.hpp"
 
+#include <rte_hash_crc.h>
+
 #include "dataplane/neighbour.hpp"
 #include "dataplane/pkt.hpp"
 
@@ -63,6 +65,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
       FlowEntry& e = ctx.flows->entry(fi);
       e = FlowEntry{};
       e.created_tsc = ctx.now;
+      e.entropy = uint16_t(0xC000 | (rte_hash_crc(&info.key, sizeof(FlowKey), 0) & 0x3fff));
       classify(s, info.key, e);
       ctx.ctr->flows_created++;
       // A new flow from a local workload refreshes its MAC in the neighbour table.
@@ -89,6 +92,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
     info.node = e.node;
     info.dst_workload = e.dst_workload;
     info.identity = e.identity;
+    info.entropy = e.entropy;
     if (keep != i) {
       b.pkts[keep] = m;
       b.info[keep] = info;

@@ -1,6 +1,5 @@
 #include "dataplane/stage_esp_encap.hpp"
 
-#include <rte_hash_crc.h>
 #include <rte_udp.h>
 
 #include "crypto/esp.hpp"
@@ -81,8 +80,7 @@ void EspEncap::process(WorkerCtx& ctx, rte_mbuf** pkts, PacketInfo* info, uint16
     uint8_t* esp = p + t.len;
     // Inner UDP to the Geneve port; the source port carries flow entropy (RFC 8926 §3.3).
     auto* iudp = reinterpret_cast<rte_udp_hdr*>(esp + kEspHdrIvLen);
-    uint32_t h = rte_hash_crc(&pi.key, sizeof(FlowKey), 0);
-    iudp->src_port = rte_cpu_to_be_16(uint16_t(0xC000 | (h & 0x3fff)));
+    iudp->src_port = rte_cpu_to_be_16(pi.entropy);
     iudp->dst_port = rte_cpu_to_be_16(kGenevePort);
     iudp->dgram_len = rte_cpu_to_be_16(uint16_t(kUdpLen + kGeneveLen + inner_len));
     iudp->dgram_cksum = 0;  // integrity is ESP's job (RFC 8926 §3.3 zero checksum)
