@@ -35,11 +35,14 @@ inline uint16_t inet_cksum(const void* p, size_t len) {
   return c == 0xffff ? c : uint16_t(~c);
 }
 
-// RFC 1624 incremental update of an IPv4 header checksum when the TTL drops by one.
+// RFC 1624 incremental update of an IPv4 header checksum when the TTL drops by one:
+// HC' = ~(~HC + ~m + m') (eqn. 3) with m' - m = -0x0100, i.e. ~(~HC + 0xFEFF). Unlike HC + 0x0100
+// it never yields 0xFFFF, so the result equals a checksum computed from scratch.
 inline void ipv4_dec_ttl(rte_ipv4_hdr* ip) {
   ip->time_to_live--;
-  uint32_t sum = uint32_t(ip->hdr_checksum) + rte_cpu_to_be_16(0x0100);
-  ip->hdr_checksum = uint16_t(sum + (sum >> 16));
+  uint32_t sum = uint32_t(uint16_t(~ip->hdr_checksum)) + rte_cpu_to_be_16(0xFEFF);
+  sum = (sum & 0xffff) + (sum >> 16);
+  ip->hdr_checksum = uint16_t(~sum);
 }
 
 }  // namespace vanish::dp
