@@ -131,7 +131,15 @@ bool LocalIngress::answer_echo(WorkerCtx& ctx, rte_mbuf* m, const PacketInfo& in
     ip6->hop_limits = 64;
     ic[0] = 129;
     ic[2] = ic[3] = 0;
-    uint16_t ck = rte_ipv6_udptcp_cksum(ip6, ic);
+    // Over the ICMPv6 message only: extension headers may precede it (RFC 8200 §8.1 pseudo-header
+    // with the upper-layer length and next header 58).
+    uint32_t icmp_len = uint32_t(info.ip_len - (info.l4_off - info.l3_off));
+    uint32_t ph[2] = {rte_cpu_to_be_32(icmp_len), rte_cpu_to_be_32(IPPROTO_ICMPV6)};
+    uint32_t sum = uint32_t(rte_raw_cksum(ip6->src_addr, 16)) + rte_raw_cksum(ip6->dst_addr, 16) +
+                   rte_raw_cksum(ph, sizeof ph) + rte_raw_cksum(ic, icmp_len);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t ck = uint16_t(~sum);
     std::memcpy(ic + 2, &ck, 2);
   }
   eth->dst_addr = eth->src_addr;
