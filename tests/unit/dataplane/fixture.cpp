@@ -181,6 +181,23 @@ std::unique_ptr<DpNode> DpNode::load(const std::string& example,
   return make(c);
 }
 
+bool DpNode::reload(const config::Config& next) {
+  std::vector<ctl::ConfigError> errors;
+  auto s = ctl::compile_snapshot(next, ctl::CompileOptions{1, snap->generation + 1}, snap.get(),
+                                 &errors);
+  if (!s) {
+    std::string all;
+    for (const auto& e : errors) all += "  " + e.str() + "\n";
+    ADD_FAILURE() << "config does not compile:\n" << all;
+    return false;
+  }
+  cfg = next;
+  old_snaps_.push_back(std::move(snap));
+  snap = std::move(s);
+  ctx.snap = snap.get();
+  return true;
+}
+
 DpNode::~DpNode() {
   // Nothing may be left in the TX buffers (run() empties them); free defensively.
   for (uint16_t i = 0; i < ctx.to_local.n; i++) rte_pktmbuf_free(ctx.to_local.pkts[i]);

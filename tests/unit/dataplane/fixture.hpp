@@ -101,6 +101,11 @@ class DpNode {
   // Hand-made mbufs (e.g. chains), at most one burst; the pipeline owns them from here.
   Out run_mbufs(const std::vector<rte_mbuf*>& pkts, bool inbound);
 
+  // Publishes a new config generation the way the control thread does: compiled against the
+  // current snapshot (SAs, replay windows and learned MACs carry forward), then swapped in.
+  // The old snapshot is kept until the node dies (no RCU here: one thread).
+  bool reload(const config::Config& next);
+
   // Non-zero drop counters as "name=n name=n" in reason order ("" when nothing was dropped).
   std::string drops() const;
   uint64_t drop(dp::DropReason r) const { return ctr.drops[unsigned(r)]; }
@@ -121,6 +126,7 @@ class DpNode {
   Out run(const std::vector<Bytes>& frames, bool inbound);
   void run_burst(bool inbound, Out& out);
   std::unique_ptr<dp::Burst> burst_;
+  std::vector<std::unique_ptr<dp::Snapshot>> old_snaps_;
 };
 
 // A frame from a local workload to the node's gateway MAC.

@@ -211,6 +211,26 @@ TEST_F(DpTest, EchoToGatewayIsAnswered) {
   EXPECT_EQ(a->ctr.flows_created, 0u) << "answered before classification";
 }
 
+TEST_F(DpTest, EchoToGatewayAfterAnExtensionHeaderHasAValidChecksum) {
+  // ICMPv6 echo request behind a hop-by-hop header: the reply's checksum covers the ICMPv6
+  // message with next header 58 in the pseudo-header (RFC 8200 §8.1), not the extension header.
+  Bytes e = icmp_echo(ip_hdr(kSleep.v6, kAGw6), true, 5, 6, pattern(24));
+  const uint8_t hbh[8] = {kProtoIcmp6, 0, 1, 4, 0, 0, 0, 0};
+  Bytes ext(e.begin() + 40, e.end());
+  ext.insert(ext.begin(), hbh, hbh + sizeof hbh);
+  Out o = a->outbound(local_frame(*a, kSleep.mac, ip_packet(ip_hdr(kSleep.v6, kAGw6), 0, ext)));
+  ASSERT_EQ(o.local.size(), 1u);
+  Bytes r = l3_of(o.local[0]);
+  ASSERT_EQ(r.size(), 40u + ext.size());
+  EXPECT_EQ(ip_src(r), kAGw6);
+  EXPECT_EQ(ip_dst(r), kSleep.v6);
+  EXPECT_EQ(r[48], 129);
+  size_t len = r.size() - 48;
+  EXPECT_EQ(inet_checksum(&r[48], len, pseudo_header_sum(kAGw6, kSleep.v6, kProtoIcmp6, len)), 0)
+      << hex(r);
+  EXPECT_EQ(a->drops(), "echo_replied=1");
+}
+
 TEST_F(DpTest, OtherTrafficToGatewayIsNoRoute) {
   Out o = a->outbound({
       local_frame(*a, kSleep.mac, udp(ip_hdr(kSleep.v4, kAGw4), 1, 53, pattern(8))),

@@ -331,6 +331,30 @@ TEST_F(DpTest, HopLimit1GetsIcmpv6TimeExceeded) {
   EXPECT_TRUE(l4_checksum_ok(l3_of(o.local[0])));
 }
 
+TEST_F(DpTest, TtlDecrementChecksumMatchesRecomputation) {
+  // Every IPv4 header checksum value (by sweeping the id): the incrementally updated checksum
+  // equals the one computed from scratch. RFC 1624 eqn. 3 does; the RFC 1141 shortcut
+  // (HC + 0x0100) yields 0xFFFF where recomputation gives 0x0000.
+  std::vector<Bytes> in, frames;
+  for (uint32_t id = 0; id < 65536; id++) {
+    IpHdr h = ip_hdr(kSleep, kCurl, false);  // hairpin: no crypto needed to see the header
+    h.id = uint16_t(id);
+    in.push_back(udp(h, 1, 2, {}));
+    frames.push_back(local_frame(*a, kSleep.mac, in.back()));
+  }
+  Out o = a->outbound(frames);
+  ASSERT_EQ(o.local.size(), in.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < in.size(); i++) {
+    Bytes got = l3_of(o.local[i]);
+    if (got == dec_ttl(in[i])) continue;
+    if (bad++ < 3)
+      ADD_FAILURE() << "id " << i << ": checksum " << std::hex << rd16(got, 10) << " want "
+                    << rd16(dec_ttl(in[i]), 10) << " (input " << rd16(in[i], 10) << ")";
+  }
+  EXPECT_EQ(bad, 0u);
+}
+
 TEST_F(DpTest, Ttl2IsForwardedWithTtl1) {
   Bytes in = udp(ip_hdr(kSleep, kHttpbin1, false, 2), 1, 2, pattern(20));
   Out o = a->outbound(local_frame(*a, kSleep.mac, in));
@@ -509,6 +533,43 @@ TEST_F(DpTest, Ipv4WithoutDfOverIpv6Fabric) {
   DpNode* n = keep(DpNode::load("node-a-v6fabric.textproto"));
   ASSERT_TRUE(n);
   check_fragments(*n, true, 2000);
+}
+
+TEST_F(DpTest, FragmentsAreRefragmentedKeepingTheirOffsets) {
+  // A workload's own fragments that are too big for the tunnel: the pieces keep the original
+  // offset base and MF, so the destination reassembles the workload's datagram.
+  IpHdr h = ip_hdr(kSleep, kHttpbin1, false);
+  h.df = false;
+  const Bytes data = pattern(1600, 9);
+  Bytes last = ip_packet(h, kProtoUdp, data);
+  wr16(&last[6], 185);  // offset 185 * 8 = 1480, MF = 0
+  fix_ipv4_checksum(last);
+  Bytes first = ip_packet(h, kProtoUdp, data);
+  wr16(&first[6], 0x2000);  // offset 0, MF = 1
+  fix_ipv4_checksum(first);
+  Out o = a->outbound({local_frame(*a, kSleep.mac, last), local_frame(*a, kSleep.mac, first)});
+  EXPECT_EQ(a->drops(), "");
+  ASSERT_EQ(o.fabric.size(), 4u);
+  std::vector<Bytes> inner;
+  for (const Bytes& f : o.fabric) {
+    FabricPacket fp;
+    ASSERT_TRUE(decode_fabric(f, kSaAB, &fp));
+    EXPECT_TRUE(ipv4_header_ok(fp.inner));
+    EXPECT_EQ(fp.inner[8], 63);
+    inner.push_back(fp.inner);
+  }
+  // Pieces of `last`: offsets 185 and 185 + 1392/8, MF only on the first.
+  EXPECT_EQ(rd16(inner[0], 6), 0x2000 | 185);
+  EXPECT_EQ(rd16(inner[1], 6), 185 + 174);
+  // Pieces of `first`: MF on both.
+  EXPECT_EQ(rd16(inner[2], 6), 0x2000);
+  EXPECT_EQ(rd16(inner[3], 6), 0x2000 | 174);
+  Bytes payload;
+  for (size_t i : {2, 3, 0, 1})
+    payload.insert(payload.end(), inner[i].begin() + 20, inner[i].end());
+  Bytes want = data;
+  want.insert(want.end(), data.begin(), data.end());
+  EXPECT_EQ(payload, want);
 }
 
 TEST_F(DpTest, Ipv4WithoutDfThatFitsIsNotFragmented) {

@@ -216,5 +216,60 @@ TEST_F(DpTest, ManyFlowsBothWaysInFullBursts) {
   EXPECT_EQ(b->drops(), "");
 }
 
+// ---- config swaps (a new snapshot generation under traffic) ---------------------------------
+
+TEST_F(DpTest, ConfigSwapCarriesSequenceNumbersAndReplayWindows) {
+  auto pkt = [](unsigned i) {
+    return udp(ip_hdr(kSleep, kHttpbin1, false), 40000, 7777, pattern(20, uint8_t(i)));
+  };
+  Out f1 = a->outbound({local_frame(*a, kSleep.mac, pkt(0)), local_frame(*a, kSleep.mac, pkt(1))});
+  ASSERT_EQ(f1.fabric.size(), 2u);
+  EXPECT_EQ(b->inbound(f1.fabric).local.size(), 2u);
+  ASSERT_TRUE(a->reload(a->cfg));
+  ASSERT_TRUE(b->reload(b->cfg));
+  Out f2 = a->outbound(local_frame(*a, kSleep.mac, pkt(2)));
+  ASSERT_EQ(f2.fabric.size(), 1u);
+  FabricPacket fp;
+  ASSERT_TRUE(decode_fabric(f2.fabric[0], kSaAB, &fp));
+  EXPECT_EQ(fp.esp.seq, 3u) << "the SA (and its counter) survived the swap";
+  EXPECT_EQ(a->ctr.flows_reclassified, 1u);
+  EXPECT_EQ(b->inbound(f2.fabric).local.size(), 1u);
+  EXPECT_TRUE(b->inbound(f1.fabric[0]).local.empty());
+  EXPECT_EQ(b->drops(), "replay=1") << "the replay window survived the swap";
+}
+
+TEST_F(DpTest, ConfigSwapRemovingTheSaFailsClosedForCachedFlows) {
+  Bytes f = local_frame(*a, kSleep.mac, udp(ip_hdr(kSleep, kHttpbin1, false), 1, 2, pattern(9)));
+  EXPECT_EQ(a->outbound(f).fabric.size(), 1u);
+  config::Config next = a->cfg;
+  next.clear_static_sas();
+  ASSERT_TRUE(a->reload(next));
+  Out o = a->outbound(f);
+  EXPECT_TRUE(o.fabric.empty());
+  EXPECT_EQ(a->drops(), "no_sa=1");
+  EXPECT_EQ(a->ctr.flows_reclassified, 1u);
+}
+
+TEST_F(DpTest, ConfigSwapToANewKeyRejectsTheOldOne) {
+  config::Config next = b->cfg;
+  for (auto& sa : *next.mutable_static_sas())
+    if (sa.from_node() == "node-a") sa.set_key_hex("00112233445566778899aabbccddeeff");
+  ASSERT_TRUE(b->reload(next));
+  Out o = a->outbound(
+      local_frame(*a, kSleep.mac, udp(ip_hdr(kSleep, kHttpbin1, false), 1, 2, pattern(9))));
+  ASSERT_EQ(o.fabric.size(), 1u);
+  EXPECT_TRUE(b->inbound(o.fabric).local.empty());
+  EXPECT_EQ(b->drops(), "bad_icv=1");
+}
+
+TEST_F(DpTest, ConfigSwapKeepsLearnedMacs) {
+  a->outbound(arp(kArpRequest, mac("02:00:00:aa:00:99"), kCurl.v4, MacAddr{}, kAGw4));
+  config::Config next = a->cfg;
+  next.clear_neighbours();
+  ASSERT_TRUE(a->reload(next));
+  EXPECT_EQ(a->neighbour(kCurl.v4), mac("02:00:00:aa:00:99"));
+  EXPECT_EQ(a->neighbour(kSleep.v4), kSleep.mac) << "static MACs are remembered as learned";
+}
+
 }  // namespace
 }  // namespace vanish::test
