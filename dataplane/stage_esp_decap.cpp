@@ -34,6 +34,7 @@ bool EspDecap::parse_geneve(const uint8_t* g, size_t geneve_len, uint32_t* ident
   if (geneve_len < sizeof(GeneveHdr)) return false;
   auto* h = reinterpret_cast<const GeneveHdr*>(g);
   if ((h->ver_optlen >> 6) != 0) return false;  // version 0 only
+  if (h->flags & 0x80) return false;  // O: a control message, never delivered (RFC 8926 §3.4)
   size_t opt_len = size_t(h->ver_optlen & 0x3f) * 4;
   if (sizeof(GeneveHdr) + opt_len > geneve_len) return false;
   *protocol = h->protocol.host();

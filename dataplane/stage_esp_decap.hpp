@@ -17,7 +17,8 @@ class EspDecap final {
   void process(WorkerCtx& ctx, Burst& b);
 
   // Finds the identity option in a Geneve header of total length geneve_len. Returns false on a
-  // malformed header or an unknown critical option; *identity = 0 when there is no identity option.
+  // malformed header, a control message (O bit) or an unknown critical option; *identity = 0 when
+  // there is no identity option.
   static bool parse_geneve(const uint8_t* g, size_t geneve_len, uint32_t* identity,
                            uint16_t* protocol);
 };
