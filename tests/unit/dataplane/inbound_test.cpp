@@ -425,6 +425,14 @@ TEST_F(Forged, MalformedGeneveIsBadGeneve) {
   EXPECT_EQ(b->drops(), "bad_geneve=" + std::to_string(bad.size() + 1));
 }
 
+TEST_F(Forged, GeneveControlMessageIsNotDelivered) {
+  // RFC 8926 §3.4: with O set the payload is a control message; endpoints MUST NOT forward it.
+  Bytes inner = sleep_to_httpbin1(0);
+  Out o = send(geneve_udp(0xC001, kEthIpv4, geneve_identity(identity_of(kSleep)), inner, 0xC0));
+  EXPECT_TRUE(o.local.empty());
+  EXPECT_EQ(b->drops(), "bad_geneve=1");
+}
+
 TEST_F(Forged, InnerPacketMustMatchGeneveProtocolAndLength) {
   Bytes v4 = sleep_to_httpbin1(0);
   Bytes opts = geneve_identity(identity_of(kSleep));
