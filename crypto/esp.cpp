@@ -1,6 +1,7 @@
 #include "crypto/esp.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <cstring>
 
@@ -80,6 +81,9 @@ bool EspSa::init(const EspSaParams& params) {
   salt_ = params.salt;
   esn_ = params.esn;
   last_seq_ = 0;
+  iv_mask_ = 0;
+  if (!params.deterministic_iv && RAND_bytes(reinterpret_cast<unsigned char*>(&iv_mask_), 8) != 1)
+    return false;  // no randomness: refuse the SA rather than risk nonce reuse
   seq_limit_ = params.esn ? UINT64_MAX : UINT32_MAX;
   window_ = ReplayWindow(params.esn, params.replay_window_bits);
   stats_ = {};
@@ -97,7 +101,7 @@ size_t EspSa::seal(IMB_MGR* mgr, uint8_t* esp, size_t payload_len, uint8_t next_
 
   std::memcpy(esp, &spi_be_, 4);
   store_be32(esp + 4, static_cast<uint32_t>(seq));
-  store_be64(esp + kEspHeaderLen, seq);
+  store_be64(esp + kEspHeaderLen, seq ^ iv_mask_);
 
   uint8_t* text = esp + kEspPayloadOffset;
   uint8_t* trailer = text + payload_len;

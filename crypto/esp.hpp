@@ -31,6 +31,11 @@ struct EspSaParams {
   std::array<uint8_t, 4> salt{};  // RFC 4106 §8.1: the last 4 bytes of the keying material
   bool esn = true;                // 64-bit extended sequence numbers
   uint32_t replay_window_bits = ReplayWindow::kDefaultBits;  // see ReplayWindow for rounding
+  // The explicit IV is the sequence number XOR a random 64-bit mask drawn by init(): unique per
+  // packet within the SA (a bijection of the counter) and, with overwhelming probability, never
+  // repeated by a later instance of the same static key (a restarted sender). Tests that need
+  // byte-exact output set this to IV = sequence number.
+  bool deterministic_iv = false;
 };
 
 constexpr size_t kEspHeaderLen = 8;  // SPI + sequence number
@@ -134,6 +139,7 @@ class EspSa {
   aes_gcm_enc_dec_t IMB_MGR::*enc_ = nullptr;  // bound at init() for the key size
   aes_gcm_enc_dec_t IMB_MGR::*dec_ = nullptr;
   uint64_t last_seq_ = 0;  // last sequence number sent; 0 = none yet
+  uint64_t iv_mask_ = 0;   // explicit IV = sequence number ^ iv_mask_
   uint64_t seq_limit_ = 0;
   uint32_t spi_ = 0;
   uint32_t spi_be_ = 0;  // spi_ in network byte order, as it sits in the header

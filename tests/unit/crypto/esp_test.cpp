@@ -85,6 +85,7 @@ EspSaParams params(AeadAlg alg, std::span<const uint8_t> key, bool esn) {
   p.salt = kSalt;
   p.esn = esn;
   p.replay_window_bits = 1024;
+  p.deterministic_iv = true;  // byte-exact known answers
   return p;
 }
 
@@ -502,6 +503,30 @@ TEST(CryptoEsp, ReinitResetsState) {
   EspSa moved = std::move(rx);
   EXPECT_EQ(open(moved, seal(tx, pattern(8, 2))), EspStatus::kOk);
   EXPECT_EQ(moved.replay_top(), 2u);
+}
+
+// Two instances of the same static key never send the same nonce for the same sequence number:
+// the explicit IV is masked with a per-instance random value (GCM nonce reuse would be fatal).
+TEST(CryptoEsp, RandomIvMaskAvoidsNonceReuseAcrossInstances) {
+  const Bytes key = pattern(16, 7);
+  EspSaParams p = params(AeadAlg::kAes128Gcm, key, true);
+  p.deterministic_iv = false;
+  EspSa a, b;
+  ASSERT_TRUE(a.init(p));
+  ASSERT_TRUE(b.init(p));
+  const Bytes payload(40, 0x5a);
+  Bytes pa = seal(a, payload), pb = seal(b, payload);
+  EXPECT_NE(Bytes(pa.begin() + 8, pa.begin() + 16), Bytes(pb.begin() + 8, pb.begin() + 16));
+  EXPECT_NE(pa, pb);
+  // Both still open at a receiver with the same key.
+  EspSa rx;
+  ASSERT_TRUE(rx.init(p));
+  size_t len;
+  uint8_t nh;
+  EXPECT_EQ(rx.open(thread_imb_mgr(), pa.data(), pa.size(), &len, &nh), EspStatus::kOk);
+  // Within one instance the IV differs packet to packet.
+  Bytes pa2 = seal(a, payload);
+  EXPECT_NE(Bytes(pa.begin() + 8, pa.begin() + 16), Bytes(pa2.begin() + 8, pa2.begin() + 16));
 }
 
 }  // namespace
