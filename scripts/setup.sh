@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential meson ninja-build pkg-config python3
-  libdpdk-dev dpdk dpdk-doc libipsec-mb-dev libssl-dev openssl
+  libdpdk-dev dpdk dpdk-dev dpdk-doc libipsec-mb-dev libssl-dev openssl
   libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libfmt-dev nlohmann-json3-dev libpcap-dev
   tshark tcpdump iproute2 ethtool iperf3 curl
