@@ -36,8 +36,11 @@ class Pipeline final {
         hairpin_.pkts[hairpin_.n] = b.pkts[i];
         hairpin_.info[hairpin_.n++] = b.info[i];
       } else {
-        b.pkts[keep] = b.pkts[i];
-        b.info[keep++] = b.info[i];
+        if (keep != i) {
+          b.pkts[keep] = b.pkts[i];
+          b.info[keep] = b.info[i];
+        }
+        keep++;
       }
     }
     b.n = keep;
