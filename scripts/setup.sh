@@ -33,7 +33,7 @@ fi
 
 [[ "${1:-}" == "--no-build" ]] && exit 0
 if [[ ! -f build/build.ninja ]]; then
-  meson setup build --buildtype=release -Db_ndebug=true >/dev/null
+  meson setup build --buildtype=release -Doptimization=2 -Db_ndebug=true >/dev/null
 fi
 ninja -C build >/dev/null
 echo "setup: built build/dataplane/vanishd"

@@ -29,7 +29,7 @@ run_suite() {  # run_suite DIR [meson test args...]
 }
 
 echo "== build (release) =="
-if build build --buildtype=release -Db_ndebug=true; then
+if build build --buildtype=release -Doptimization=2 -Db_ndebug=true; then
   echo "== tests (build/) =="
   run_suite build
 else
