@@ -42,7 +42,7 @@ echo "== build (ASan+UBSan) =="
 if build build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false; then
   echo "== unit + fixture tests under ASan+UBSan (build-asan/) =="
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_suite build-asan --suite crypto --suite ctl --suite dataplane
+    run_suite build-asan --suite crypto --suite ctl --suite dataplane --suite fuzz
 else
   echo "sanitizer build failed"
   status=1
