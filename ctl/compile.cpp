@@ -231,6 +231,7 @@ class Compiler {
       std::copy_n(salt.begin(), std::min<size_t>(salt.size(), 4), spec.params.salt.begin());
       spec.params.esn = static_sa_esn(sa);
       spec.params.replay_window_bits = static_sa_replay_window(sa);
+      spec.params.deterministic_iv = o_.deterministic_iv;
 
       if (out) {
         uint32_t peer = node_by_name_.at(sa.to_node());

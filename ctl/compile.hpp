@@ -36,6 +36,9 @@ namespace vanish::ctl {
 struct CompileOptions {
   unsigned n_workers = 1;   // worker lcores, 1..dp::kMaxWorkers
   uint64_t generation = 0;  // copied into Snapshot::generation
+  // Byte-exact test fixtures only: outbound ESP IVs equal the sequence number instead of being
+  // masked with a random per-SA value (crypto::EspSaParams::deterministic_iv).
+  bool deterministic_iv = false;
 };
 
 std::unique_ptr<dp::Snapshot> compile_snapshot(const config::Config& cfg,
