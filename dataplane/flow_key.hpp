@@ -1,5 +1,6 @@
 // FlowKey: the 5-tuple that keys the per-worker flow table. 40 bytes, zero-padded, so it can be
 // hashed and compared as raw bytes (rte_hash). IPv4 addresses use the IPv4-mapped form of IpAddr.
+// 8-byte aligned: rte_hash_crc() reads it as uint64_t words.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 
 namespace vanish::dp {
 
-struct FlowKey {
+struct alignas(8) FlowKey {
   uint8_t src[16];
   uint8_t dst[16];
   uint16_t sport;  // network order; ICMP echo: identifier; others: 0
