@@ -98,7 +98,9 @@ void FabricIngress::process(WorkerCtx& ctx, Burst& b, bool from_handoff) {
       ctx.drop(m, esp_len == 1 ? DropReason::kNotEsp : DropReason::kEspTruncated);
       continue;
     }
-    uint32_t spi = rte_be_to_cpu_32(*at<uint32_t>(m, esp_off));
+    uint32_t spi;  // at offset 42 (IPv4) / 62 (IPv6): not 4-byte aligned
+    std::memcpy(&spi, at<uint8_t>(m, esp_off), 4);
+    spi = rte_be_to_cpu_32(spi);
     if (spi == 0) {
       ctx.drop(m, DropReason::kNotEsp);
       continue;
