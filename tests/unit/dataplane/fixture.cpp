@@ -143,11 +143,13 @@ config::Config load_example(const std::string& name) {
   return c;
 }
 
-std::unique_ptr<DpNode> DpNode::make(const config::Config& cfg) {
+std::unique_ptr<DpNode> DpNode::make(const config::Config& cfg, bool deterministic_iv) {
   std::unique_ptr<DpNode> n(new DpNode());
   n->cfg = cfg;
   std::vector<ctl::ConfigError> errors;
-  n->snap = ctl::compile_snapshot(cfg, ctl::CompileOptions{1, 1, true}, nullptr, &errors);
+  n->deterministic_iv_ = deterministic_iv;
+  n->snap =
+      ctl::compile_snapshot(cfg, ctl::CompileOptions{1, 1, deterministic_iv}, nullptr, &errors);
   if (!n->snap) {
     std::string all;
     for (const auto& e : errors) all += "  " + e.str() + "\n";
@@ -183,8 +185,8 @@ std::unique_ptr<DpNode> DpNode::load(const std::string& example,
 
 bool DpNode::reload(const config::Config& next) {
   std::vector<ctl::ConfigError> errors;
-  auto s = ctl::compile_snapshot(next, ctl::CompileOptions{1, snap->generation + 1, true},
-                                 snap.get(), &errors);
+  auto s = ctl::compile_snapshot(
+      next, ctl::CompileOptions{1, snap->generation + 1, deterministic_iv_}, snap.get(), &errors);
   if (!s) {
     std::string all;
     for (const auto& e : errors) all += "  " + e.str() + "\n";

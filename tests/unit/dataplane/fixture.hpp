@@ -89,7 +89,9 @@ class DpNode {
  public:
   // Compiles cfg (generation 1, one worker); fails the current test (and returns null) if the
   // config does not compile.
-  static std::unique_ptr<DpNode> make(const config::Config& cfg);
+  // deterministic_iv: outbound IVs equal the sequence number (byte-exact fixtures); false is
+  // what vanishd runs (IV = seq ^ a random per-SA mask).
+  static std::unique_ptr<DpNode> make(const config::Config& cfg, bool deterministic_iv = true);
   static std::unique_ptr<DpNode> load(const std::string& example,
                                       const std::function<void(config::Config&)>& edit = {});
   ~DpNode();
@@ -127,6 +129,7 @@ class DpNode {
   void run_burst(bool inbound, Out& out);
   std::unique_ptr<dp::Burst> burst_;
   std::vector<std::unique_ptr<dp::Snapshot>> old_snaps_;
+  bool deterministic_iv_ = true;
 };
 
 // A frame from a local workload to the node's gateway MAC.

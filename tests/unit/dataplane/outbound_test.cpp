@@ -79,7 +79,7 @@ TEST_P(OutboundEncap, SleepToHttpbin1) {
     // ESP.
     EXPECT_EQ(fp.esp.spi, 0x00000a00u);
     EXPECT_EQ(fp.esp.seq, i + 1);
-    EXPECT_EQ(fp.esp.iv, i + 1) << "IV = the 64-bit sequence number";
+    EXPECT_EQ(fp.esp.iv, i + 1) << "deterministic fixture IV = the 64-bit sequence number";
     EXPECT_EQ(fp.esp.next_header, kProtoUdp);
     Bytes want_pad;
     for (unsigned k = 1; k <= fp.esp.pad_len; k++) want_pad.push_back(uint8_t(k));
@@ -125,6 +125,36 @@ std::vector<EncapCase> all_encap_cases() {
   return v;
 }
 INSTANTIATE_TEST_SUITE_P(All, OutboundEncap, ::testing::ValuesIn(all_encap_cases()), encap_name);
+
+TEST_F(DpTest, ProductionIvsAreMaskedUniqueAndInteroperable) {
+  // As vanishd compiles it: IV = seq ^ a random per-SA mask (never the bare counter), one per
+  // packet; the reference opens it and node-b delivers it.
+  DpNode* n = keep(DpNode::make(load_example("node-a.textproto"), /*deterministic_iv=*/false));
+  ASSERT_TRUE(n);
+  std::vector<Bytes> in, frames;
+  for (unsigned i = 0; i < 4; i++) {
+    in.push_back(udp(ip_hdr(kSleep, kHttpbin1, i % 2), 1, 2, pattern(30, uint8_t(i))));
+    frames.push_back(local_frame(*n, kSleep.mac, in.back()));
+  }
+  Out o = n->outbound(frames);
+  ASSERT_EQ(o.fabric.size(), 4u);
+  std::set<uint64_t> ivs, masks;
+  for (unsigned i = 0; i < 4; i++) {
+    FabricPacket fp;
+    ASSERT_TRUE(decode_fabric(o.fabric[i], kSaAB, &fp));
+    EXPECT_EQ(fp.esp.seq, i + 1);
+    EXPECT_EQ(fp.inner, dec_ttl(in[i]));
+    ivs.insert(fp.esp.iv);
+    masks.insert(fp.esp.iv ^ fp.esp.seq);
+  }
+  EXPECT_EQ(ivs.size(), 4u) << "an IV is never reused";
+  ASSERT_EQ(masks.size(), 1u) << "IV = seq ^ one mask per SA";
+  EXPECT_NE(*masks.begin(), 0u);
+  Out d = b->inbound(o.fabric);
+  ASSERT_EQ(d.local.size(), 4u);
+  for (unsigned i = 0; i < 4; i++)
+    EXPECT_EQ(d.local[i], eth_ip(kHttpbin1.mac, kBLocalMac, dec_ttl(in[i])));
+}
 
 TEST_F(DpTest, EncapIdentityFollowsTheSource) {
   // curl-untrusted's packets carry its own identity (and the policy is not node-a's business).
