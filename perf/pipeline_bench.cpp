@@ -47,6 +47,27 @@ void free_tx(dp::WorkerCtx& c) {
   c.to_local.n = c.to_fabric.n = 0;
 }
 
+// 8192 real fabric frames made by node-a from the plaintext templates (sequence numbers go on
+// increasing from call to call, so node-b's replay windows accept every batch).
+std::vector<std::vector<uint8_t>> encrypt_with_node_a(
+    testing::Env& e, const std::vector<std::vector<uint8_t>>& plain) {
+  std::vector<std::vector<uint8_t>> enc;
+  while (enc.size() < 8192) {
+    dp::Burst b;
+    for (int i = 0; i < 32; i++) {
+      const auto& t = plain[(enc.size() + size_t(i)) % plain.size()];
+      b.push(testing::make_mbuf(t.data(), t.size()));
+    }
+    e.a.pipe.outbound(e.a.ctx, b);
+    for (uint16_t i = 0; i < e.a.ctx.to_fabric.n; i++) {
+      auto* p = rte_pktmbuf_mtod(e.a.ctx.to_fabric.pkts[i], const uint8_t*);
+      enc.emplace_back(p, p + rte_pktmbuf_data_len(e.a.ctx.to_fabric.pkts[i]));
+    }
+    free_tx(e.a.ctx);
+  }
+  return enc;
+}
+
 // Runs `body(burst)` over bursts of 32 copies of the templates until time/packet budget is used.
 template <typename Body>
 double run(const Args& a, rte_mempool* pool, const std::vector<std::vector<uint8_t>>& tmpl,
@@ -146,20 +167,8 @@ int main(int argc, char** argv) {
       report("outbound", size, ns, io);
     }
     if (a.dir != "out") {
-      // 8192 real fabric frames from node-a; node-b's replay windows are reset between passes
-      // (outside the timed loop) by re-running node-a: sequence numbers keep increasing.
-      std::vector<std::vector<uint8_t>> enc;
-      while (enc.size() < 8192) {
-        dp::Burst b;
-        for (int i = 0; i < 32; i++)
-          b.push(testing::make_mbuf(plain[enc.size() % plain.size()].data(), plain[0].size()));
-        e.a.pipe.outbound(e.a.ctx, b);
-        for (uint16_t i = 0; i < e.a.ctx.to_fabric.n; i++) {
-          auto* p = rte_pktmbuf_mtod(e.a.ctx.to_fabric.pkts[i], const uint8_t*);
-          enc.emplace_back(p, p + rte_pktmbuf_data_len(e.a.ctx.to_fabric.pkts[i]));
-        }
-        free_tx(e.a.ctx);
-      }
+      // Real fabric frames from node-a, made again (outside the timed loop) after each pass.
+      std::vector<std::vector<uint8_t>> enc = encrypt_with_node_a(e, plain);
       uint64_t before = e.b.ctr.delivered;
       Args one = a;
       if (!a.packets) one.packets = long(enc.size());
@@ -176,19 +185,7 @@ int main(int argc, char** argv) {
         total_ns += ns * double(n);
         total += n;
         if (a.packets) break;
-        // Fresh sequence numbers for the next pass.
-        enc.clear();
-        while (enc.size() < 8192) {
-          dp::Burst b;
-          for (int i = 0; i < 32; i++)
-            b.push(testing::make_mbuf(plain[enc.size() % plain.size()].data(), plain[0].size()));
-          e.a.pipe.outbound(e.a.ctx, b);
-          for (uint16_t i = 0; i < e.a.ctx.to_fabric.n; i++) {
-            auto* p = rte_pktmbuf_mtod(e.a.ctx.to_fabric.pkts[i], const uint8_t*);
-            enc.emplace_back(p, p + rte_pktmbuf_data_len(e.a.ctx.to_fabric.pkts[i]));
-          }
-          free_tx(e.a.ctx);
-        }
+        enc = encrypt_with_node_a(e, plain);  // fresh sequence numbers for the next pass
       } while (rte_rdtsc() < end);
       if (e.b.ctr.delivered - before != uint64_t(total)) {
         std::fprintf(stderr, "inbound delivered %lu of %ld (drops %lu)\n",
