@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "crypto/replay_window.hpp"
+#include "ctl/authz.hpp"  // root_namespace() (header-only)
 #include "ctl/model.hpp"
 #include "dataplane/types.hpp"
 
@@ -108,6 +109,7 @@ class Validator {
     services();
     static_sas();
     neighbours();
+    authorizations();
     return errors_->size() == before;
   }
 
@@ -540,6 +542,134 @@ class Validator {
                 std::to_string(prev->second.second) + "]) for the same " +
                 workload_resource(w, wit->second) + ": a workload has one MAC");
     }
+  }
+
+  // Authorization policies (istio.security.Authorization) and the workloads' references to
+  // them. Host bits in a CIDR are allowed (ztunnel masks them); a match whose fields are all
+  // empty is allowed (it never matches).
+  void authorizations() {
+    std::string root = authz::root_namespace(c_);
+    std::unordered_map<std::string, int> by_key;
+    for (int i = 0; i < c_.authorizations_size(); i++) {
+      const istio::security::Authorization& a = c_.authorizations(i);
+      std::string key = a.namespace_() + "/" + a.name();
+      std::string res = a.name().empty() ? idx("authorizations", i) : "authorization " + key;
+      if (a.name().empty()) err(res, "name", "required");
+      if (a.namespace_().empty()) err(res, "namespace", "required");
+      if (a.name().find('/') != std::string::npos)
+        err(res, "name", quote(a.name()) + " must not contain '/' (policies are named namespace/name)");
+      if (a.namespace_().find('/') != std::string::npos)
+        err(res, "namespace", quote(a.namespace_()) + " must not contain '/'");
+      if (!a.name().empty()) {
+        auto [it, fresh] = by_key.emplace(key, i);
+        if (!fresh)
+          err(res, "name",
+              "duplicate authorization policy (also authorizations[" +
+                  std::to_string(it->second) + "])");
+      }
+      if (!istio::security::Scope_IsValid(a.scope()))
+        err(res, "scope", "unknown scope " + std::to_string(a.scope()) +
+                              " (GLOBAL, NAMESPACE, WORKLOAD_SELECTOR)");
+      else if (a.scope() == istio::security::GLOBAL && a.namespace_() != root)
+        err(res, "scope",
+            "GLOBAL policies must be in the root namespace " + quote(root) + " (this one is in " +
+                quote(a.namespace_()) + "); use NAMESPACE for a namespace-wide policy");
+      if (!istio::security::Action_IsValid(a.action()))
+        err(res, "action", "unknown action " + std::to_string(a.action()) + " (ALLOW, DENY)");
+      for (int r = 0; r < a.rules_size(); r++)
+        for (int cl = 0; cl < a.rules(r).clauses_size(); cl++) {
+          const auto& clause = a.rules(r).clauses(cl);
+          for (int m = 0; m < clause.matches_size(); m++)
+            policy_match(res,
+                         idx("rules", r) + "." + idx("clauses", cl) + "." + idx("matches", m),
+                         clause.matches(m));
+        }
+    }
+    // Workloads name WORKLOAD_SELECTOR policies as "namespace/name".
+    for (int i = 0; i < c_.workloads_size(); i++) {
+      const Workload& w = c_.workloads(i);
+      std::unordered_map<std::string, int> seen;
+      for (int k = 0; k < w.authorization_policies_size(); k++) {
+        const std::string& ref = w.authorization_policies(k);
+        std::string res = workload_resource(w, i), field = idx("authorization_policies", k);
+        auto slash = ref.find('/');
+        if (slash == std::string::npos || slash == 0 || slash + 1 == ref.size() ||
+            ref.find('/', slash + 1) != std::string::npos) {
+          err(res, field, quote(ref) + " is not \"namespace/name\"");
+          continue;
+        }
+        auto [dup, fresh] = seen.emplace(ref, k);
+        if (!fresh) {
+          err(res, field,
+              quote(ref) + " is listed twice (also authorization_policies[" +
+                  std::to_string(dup->second) + "])");
+          continue;
+        }
+        auto it = by_key.find(ref);
+        if (it == by_key.end()) {
+          err(res, field, quote(ref) + " names no authorization policy");
+          continue;
+        }
+        const auto& a = c_.authorizations(it->second);
+        if (a.scope() != istio::security::WORKLOAD_SELECTOR)
+          err(res, field,
+              quote(ref) + " has scope " + istio::security::Scope_Name(a.scope()) +
+                  "; a workload names only WORKLOAD_SELECTOR policies (the others apply by "
+                  "namespace)");
+      }
+    }
+  }
+
+  void policy_match(const std::string& res, const std::string& at,
+                    const istio::security::Match& m) {
+    auto strings = [&](const char* field,
+                       const google::protobuf::RepeatedPtrField<istio::security::StringMatch>& v) {
+      for (int k = 0; k < v.size(); k++)
+        if (v[k].match_type_case() == istio::security::StringMatch::MATCH_TYPE_NOT_SET)
+          err(res, at + "." + idx(field, k),
+              "empty StringMatch: set one of exact, prefix, suffix, presence");
+    };
+    auto cidrs = [&](const char* field,
+                     const google::protobuf::RepeatedPtrField<istio::security::Address>& v) {
+      for (int k = 0; k < v.size(); k++) {
+        size_t n = v[k].address().size();
+        if (n != 4 && n != 16) {
+          err(res, at + "." + idx(field, k),
+              "address must be 4 or 16 octets, got " + std::to_string(n));
+          continue;
+        }
+        uint32_t max = n == 4 ? 32 : 128;
+        if (v[k].length() > max)
+          err(res, at + "." + idx(field, k),
+              "prefix length " + std::to_string(v[k].length()) + " is outside 0.." +
+                  std::to_string(max) + (n == 4 ? " (IPv4)" : " (IPv6)"));
+      }
+    };
+    auto ports = [&](const char* field, const google::protobuf::RepeatedField<uint32_t>& v) {
+      for (int k = 0; k < v.size(); k++)
+        if (v[k] < 1 || v[k] > 65535)
+          err(res, at + "." + idx(field, k), std::to_string(v[k]) + " is outside 1..65535");
+    };
+    auto sas = [&](const char* field,
+                   const google::protobuf::RepeatedPtrField<istio::security::ServiceAccountMatch>& v) {
+      for (int k = 0; k < v.size(); k++) {
+        if (v[k].namespace_().empty()) err(res, at + "." + idx(field, k) + ".namespace", "required");
+        if (v[k].service_account().empty())
+          err(res, at + "." + idx(field, k) + ".service_account", "required");
+      }
+    };
+    strings("namespaces", m.namespaces());
+    strings("not_namespaces", m.not_namespaces());
+    strings("principals", m.principals());
+    strings("not_principals", m.not_principals());
+    cidrs("source_ips", m.source_ips());
+    cidrs("not_source_ips", m.not_source_ips());
+    cidrs("destination_ips", m.destination_ips());
+    cidrs("not_destination_ips", m.not_destination_ips());
+    ports("destination_ports", m.destination_ports());
+    ports("not_destination_ports", m.not_destination_ports());
+    sas("service_accounts", m.service_accounts());
+    sas("not_service_accounts", m.not_service_accounts());
   }
 
   const config::Config& c_;
