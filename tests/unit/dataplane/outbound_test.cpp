@@ -1,6 +1,7 @@
 // Outbound fixtures (node-a, packets from the local port): encapsulation bytes, classification
 // verdicts, flow cache, TTL, MTU/fragmentation, hairpin.
 #include <gtest/gtest.h>
+#include <rte_mbuf.h>
 
 #include <set>
 #include <tuple>
@@ -607,6 +608,101 @@ TEST_F(DpTest, Ipv4WithoutDfThatFitsIsNotFragmented) {
   Out o = a->outbound(local_frame(*a, kSleep.mac, in));
   ASSERT_EQ(o.fabric.size(), 1u);
   EXPECT_EQ(a->ctr.fragments_made, 0u);
+}
+
+// ---- resource exhaustion ---------------------------------------------------------------------
+
+// A second mbuf pool for ctx.pool (replies, ICMP errors, fragments) with `free_n` mbufs left.
+class TinyPool {
+ public:
+  explicit TinyPool(unsigned free_n) {
+    static unsigned seq = 0;
+    pool_ = rte_pktmbuf_pool_create(("fix_tiny_" + std::to_string(seq++)).c_str(), 8, 0, 0,
+                                    RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+    while (pool_ && rte_mempool_avail_count(pool_) > free_n)
+      held_.push_back(rte_pktmbuf_alloc(pool_));
+  }
+  ~TinyPool() {
+    for (rte_mbuf* m : held_) rte_pktmbuf_free(m);
+    EXPECT_EQ(rte_mempool_in_use_count(pool_), 0u) << "tiny pool: mbufs leaked";
+    rte_mempool_free(pool_);
+  }
+  rte_mempool* get() const { return pool_; }
+
+ private:
+  rte_mempool* pool_ = nullptr;
+  std::vector<rte_mbuf*> held_;
+};
+
+TEST_F(DpTest, NoMbufForIcmpErrorStillDropsTheExpiredPacket) {
+  TinyPool tiny(0);
+  ASSERT_TRUE(tiny.get());
+  a->ctx.pool = tiny.get();
+  Out o = a->outbound(
+      local_frame(*a, kSleep.mac, udp(ip_hdr(kSleep, kHttpbin1, false, 1), 1, 2, pattern(8))));
+  EXPECT_TRUE(o.local.empty());
+  EXPECT_EQ(a->drops(), "ttl_expired=1 no_mbuf=1");
+  a->ctx.pool = pool();
+}
+
+TEST_F(DpTest, NoMbufForTheSecondFragmentFreesTheFirst) {
+  TinyPool tiny(1);  // room for one fragment of two
+  ASSERT_TRUE(tiny.get());
+  a->ctx.pool = tiny.get();
+  Out o = a->outbound(local_frame(*a, kSleep.mac, sized_udp(2000, false, /*df=*/false)));
+  EXPECT_TRUE(o.fabric.empty());
+  EXPECT_EQ(a->drops(), "frag_failed=1 no_mbuf=1");
+  EXPECT_EQ(a->ctr.fragments_made, 0u);
+  EXPECT_EQ(rte_mempool_avail_count(tiny.get()), 1u) << "the first fragment went back";
+  a->ctx.pool = pool();
+}
+
+TEST_F(DpTest, NoMbufForASolicitation) {
+  DpNode* n = keep(
+      DpNode::load("node-a.textproto", [](config::Config& c) { c.mutable_neighbours()->Clear(); }));
+  ASSERT_TRUE(n);
+  TinyPool tiny(0);
+  ASSERT_TRUE(tiny.get());
+  n->ctx.pool = tiny.get();
+  Out o =
+      n->outbound(local_frame(*n, kSleep.mac, udp(ip_hdr(kSleep, kCurl, false), 1, 2, pattern(4))));
+  EXPECT_TRUE(o.local.empty());
+  EXPECT_EQ(n->drops(), "neighbour_miss=1 no_mbuf=1");
+  n->ctx.pool = pool();
+}
+
+TEST_F(DpTest, FullFlowTableDropsNewFlowsOnly) {
+  dp::FlowTable small("fix_flows_small", 64, SOCKET_ID_ANY);
+  ASSERT_TRUE(small.ok());
+  a->ctx.flows = &small;
+  std::vector<Bytes> frames;
+  for (unsigned i = 0; i < 200; i++)
+    frames.push_back(local_frame(
+        *a, kSleep.mac, udp(ip_hdr(kSleep, kHttpbin1, false), uint16_t(1000 + i), 2, pattern(4))));
+  Out o = a->outbound(frames);
+  const uint64_t full = a->drop(DropReason::kFlowTableFull);
+  EXPECT_GE(full, 200u - small.capacity());
+  EXPECT_EQ(o.fabric.size() + full, 200u);
+  EXPECT_EQ(a->ctr.flows_created, o.fabric.size());
+  EXPECT_EQ(a->drops(), "flow_table_full=" + std::to_string(full));
+  // Established flows keep working.
+  o = a->outbound(frames[0]);
+  EXPECT_EQ(o.fabric.size(), 1u);
+  a->ctx.flows = a->flows.get();
+}
+
+TEST_F(DpTest, FullTxBufferDropsAndCounts) {
+  // The worker flushes after every burst; if the ring stays full, the excess is counted.
+  for (uint16_t i = 0; i < dp::TxBuffer::kCap - 1; i++) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool());
+    ASSERT_TRUE(m);
+    a->ctx.to_fabric.pkts[a->ctx.to_fabric.n++] = m;
+  }
+  Bytes f = local_frame(*a, kSleep.mac, udp(ip_hdr(kSleep, kHttpbin1, false), 1, 2, pattern(4)));
+  Out o = a->outbound({f, f, f});
+  EXPECT_EQ(o.fabric.size(), size_t(dp::TxBuffer::kCap));
+  EXPECT_EQ(a->drops(), "tx_full=2");
+  EXPECT_EQ(a->ctr.encrypted, 3u) << "encrypted, then refused by the full TX buffer";
 }
 
 // ---- hairpin ---------------------------------------------------------------------------------
