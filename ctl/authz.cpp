@@ -208,6 +208,10 @@ std::unique_ptr<Engine> Engine::build(const config::Config& cfg) {
   e->identity_by_wire_ = FlatMap<uint32_t, uint32_t, IntHash>(size_t(cfg.workloads_size()));
   std::unordered_map<std::string, uint32_t> set_by_key;
   e->workloads_.reserve(size_t(cfg.workloads_size()));
+  e->workload_set_.reserve(size_t(cfg.workloads_size()));
+  e->addrs_.reserve(n_addrs);  // never reallocated below: WorkloadRef::addresses point into it
+  identity_by_principal.reserve(size_t(cfg.workloads_size()));
+  e->strings_.reserve(e->strings_.size() + 3 * size_t(cfg.workloads_size()));
   for (int i = 0; i < cfg.workloads_size(); i++) {
     const istio::workload::Workload& w = cfg.workloads(i);
     std::string principal = ctl::workload_principal(w);
@@ -229,13 +233,14 @@ std::unique_ptr<Engine> Engine::build(const config::Config& cfg) {
     we.name = w.name();
     we.ns = w.namespace_();
     we.identity = it->second;
+    size_t first = e->addrs_.size();
     for (const auto& raw : w.addresses()) {
       IpAddr a;
       if (!IpAddr::from_bytes(raw, &a)) continue;
-      we.addresses.push_back(a);
+      e->addrs_.push_back(a);
       e->workload_by_ip_.insert(a, uint32_t(i));
     }
-    e->workloads_by_name_[w.name()].push_back(uint32_t(i));
+    we.addresses = std::span<const IpAddr>(e->addrs_.data() + first, e->addrs_.size() - first);
 
     // The policies named by the workload, resolved, in order, without repeats.
     std::vector<PolicyId> named;
@@ -246,8 +251,8 @@ std::unique_ptr<Engine> Engine::build(const config::Config& cfg) {
       if (std::find(named.begin(), named.end(), id) == named.end()) named.push_back(id);
     }
     std::string key = w.namespace_();
-    key += '\n';
-    for (PolicyId id : named) key += std::to_string(id.value) + ",";
+    key.push_back('\0');
+    key.append(reinterpret_cast<const char*>(named.data()), named.size() * sizeof(PolicyId));
     auto [sit, fresh] = set_by_key.emplace(key, uint32_t(e->sets_.size()));
     if (fresh) {
       // ztunnel's order: namespace policies, global ones, then the workload's own.
@@ -272,7 +277,7 @@ std::unique_ptr<Engine> Engine::build(const config::Config& cfg) {
       }
       e->sets_.push_back(set);
     }
-    we.set = sit->second;
+    e->workload_set_.push_back(sit->second);
     e->workloads_.push_back(std::move(we));
   }
   return e;
@@ -281,7 +286,7 @@ std::unique_ptr<Engine> Engine::build(const config::Config& cfg) {
 // ------------------------------------------------------------------------------------------
 // Evaluation (hot path: no allocation, no exceptions)
 
-void Engine::make_src(const Request& r, Src* s) const noexcept {
+inline void Engine::make_src(const Request& r, Src* s) const noexcept {
   s->ip = r.src_ip;
   s->ip_v4 = r.src_ip.is_v4();
   if (r.src_identity < identities_.size()) {
@@ -300,7 +305,8 @@ void Engine::make_src(const Request& r, Src* s) const noexcept {
   }
 }
 
-bool Engine::str_holds(const StrMatch& m, std::string_view v, uint32_t v_id) const noexcept {
+inline bool Engine::str_holds(const StrMatch& m, std::string_view v,
+                              uint32_t v_id) const noexcept {
   switch (m.kind) {
     case StrKind::kExact: return m.interned == v_id;
     case StrKind::kPrefix:
@@ -314,7 +320,8 @@ bool Engine::str_holds(const StrMatch& m, std::string_view v, uint32_t v_id) con
 }
 
 // Whether any value of field f holds (for a not_* field: whether any of its values holds).
-bool Engine::field_any(const Match& m, Field f, const Src& s, const Dst& d) const noexcept {
+inline bool Engine::field_any(const Match& m, Field f, const Src& s,
+                              const Dst& d) const noexcept {
   const Range& r = m.f[f];
   switch (f) {
     case kNamespaces:
@@ -367,25 +374,31 @@ bool Engine::field_any(const Match& m, Field f, const Src& s, const Dst& d) cons
 }
 
 bool Engine::match_holds(const Match& m, const Src& s, const Dst& d) const noexcept {
-  if (m.present == 0) return false;  // an empty match is skipped: it never matches
-  for (int f = 0; f < kFields; f++) {
-    if (!(m.present & (1u << f))) continue;
-    // Positive fields are even, their not_* forms odd (see Field).
-    bool any = field_any(m, Field(f), s, d);
-    if ((f % 2 == 0) != any) return false;
-  }
+  uint32_t bits = m.present;
+  if (bits == 0) return false;  // an empty match is skipped: it never matches
+  do {
+    int f = __builtin_ctz(bits);
+    bits &= bits - 1;
+    // Positive fields are even and need a value that holds; their not_* forms are odd and need
+    // none (see Field).
+    if (field_any(m, Field(f), s, d) == bool(f & 1)) return false;
+  } while (bits);
   return true;
 }
 
 uint32_t Engine::first_matching_rule(const Policy& p, const Src& s, const Dst& d) const noexcept {
+  const Rule* rules = rules_.data() + p.rules.begin;
+  const Clause* clauses = clauses_.data();
+  const Match* matches = matches_.data();
   for (uint32_t ri = 0; ri < p.rules.count; ri++) {  // no rules: matches nothing
-    const Rule& rule = rules_[p.rules.begin + ri];
+    const Clause* c = clauses + rules[ri].clauses.begin;
+    const Clause* c_end = c + rules[ri].clauses.count;
     bool rule_ok = true;  // no clauses: matches everything
-    for (uint32_t ci = 0; ci < rule.clauses.count && rule_ok; ci++) {
-      const Clause& clause = clauses_[rule.clauses.begin + ci];
-      bool clause_ok = clause.matches.count == 0;  // no matches: the clause holds
-      for (uint32_t mi = 0; mi < clause.matches.count && !clause_ok; mi++)
-        clause_ok = match_holds(matches_[clause.matches.begin + mi], s, d);
+    for (; c != c_end && rule_ok; c++) {
+      const Match* m = matches + c->matches.begin;
+      const Match* m_end = m + c->matches.count;
+      bool clause_ok = m == m_end;  // no matches: the clause holds
+      for (; m != m_end && !clause_ok; m++) clause_ok = match_holds(*m, s, d);
       rule_ok = clause_ok;
     }
     if (rule_ok) return ri;
@@ -402,12 +415,12 @@ void report_dry_run(Verdict* v, PolicyId id, uint32_t rule) {
 
 Verdict Engine::evaluate(const Request& r) const noexcept {
   Verdict v;
-  if (r.dst_workload >= workloads_.size()) {
+  if (r.dst_workload >= workload_set_.size()) {
     v.allowed = v.shadow_allowed = false;
     v.reason = Reason::kUnknownDestination;
     return v;
   }
-  const PolicySet& set = sets_[workloads_[r.dst_workload].set];
+  const PolicySet& set = sets_[workload_set_[r.dst_workload]];
   Src s;
   make_src(r, &s);
   Dst d{r.dst_ip, r.dst_ip.is_v4(), r.dst_port};
@@ -479,8 +492,8 @@ bool Engine::policy_matches(PolicyId p, const Request& r, uint32_t* rule) const 
 }
 
 std::span<const PolicyId> Engine::applicable(uint32_t workload, Bucket b) const noexcept {
-  if (workload >= workloads_.size()) return {};
-  const PolicySet& set = sets_[workloads_[workload].set];
+  if (workload >= workload_set_.size()) return {};
+  const PolicySet& set = sets_[workload_set_[workload]];
   uint32_t begin = set.begin;
   for (size_t i = 0; i < size_t(b); i++) begin += set.count[i];
   return std::span<const PolicyId>(set_ids_.data() + begin, set.count[size_t(b)]);
@@ -491,18 +504,16 @@ std::span<const PolicyId> Engine::applicable(uint32_t workload, Bucket b) const 
 
 uint32_t Engine::workload_by_name(std::string_view ref, std::vector<std::string>* ambiguous) const {
   auto slash = ref.find('/');
-  std::string name(slash == std::string_view::npos ? ref : ref.substr(slash + 1));
-  auto it = workloads_by_name_.find(name);
-  if (it == workloads_by_name_.end()) return kNone;
-  if (slash != std::string_view::npos) {
-    std::string_view ns = ref.substr(0, slash);
-    for (uint32_t w : it->second)
-      if (workloads_[w].ns == ns) return w;
-    return kNone;
+  std::string_view name = slash == std::string_view::npos ? ref : ref.substr(slash + 1);
+  std::vector<uint32_t> found;
+  for (uint32_t w = 0; w < workloads_.size(); w++) {
+    if (workloads_[w].name != name) continue;
+    if (slash != std::string_view::npos && workloads_[w].ns != ref.substr(0, slash)) continue;
+    found.push_back(w);
   }
-  if (it->second.size() == 1) return it->second[0];
-  if (ambiguous)
-    for (uint32_t w : it->second) ambiguous->push_back(workloads_[w].ns + "/" + workloads_[w].name);
+  if (found.size() == 1) return found[0];
+  if (ambiguous && found.size() > 1)
+    for (uint32_t w : found) ambiguous->push_back(workloads_[w].ns + "/" + workloads_[w].name);
   return kNone;
 }
 
@@ -519,6 +530,7 @@ size_t Engine::memory_bytes() const {
        ports_.capacity() * sizeof(uint16_t) + sas_.capacity() * sizeof(SaMatch) +
        arena_.capacity() + sets_.capacity() * sizeof(PolicySet) +
        set_ids_.capacity() * sizeof(PolicyId) + workloads_.capacity() * sizeof(WorkloadEntry) +
+       workload_set_.capacity() * sizeof(uint32_t) + addrs_.capacity() * sizeof(IpAddr) +
        identities_.capacity() * sizeof(IdentityInfo) +
        identity_ids_.capacity() * sizeof(InternedIdentity) + identity_by_wire_.memory_bytes() +
        workload_by_ip_.memory_bytes();

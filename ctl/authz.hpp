@@ -130,7 +130,7 @@ struct IdentityInfo {
 struct WorkloadRef {
   std::string name, ns;
   uint32_t identity = kNone;
-  std::vector<IpAddr> addresses;
+  std::span<const IpAddr> addresses;  // into the engine (valid while it lives)
 };
 
 class Engine {
@@ -161,7 +161,7 @@ class Engine {
     return i ? *i : kNone;
   }
   // "namespace/name" or, when unambiguous, "name". kNone if unknown; *ambiguous (optional) lists
-  // the "namespace/name" candidates of a bare name found in several namespaces.
+  // the "namespace/name" candidates of a bare name found in several namespaces. Linear (cold).
   uint32_t workload_by_name(std::string_view ref, std::vector<std::string>* ambiguous = nullptr) const;
   uint32_t policy_by_key(std::string_view ns_slash_name) const;  // kNone if unknown
 
@@ -231,9 +231,7 @@ class Engine {
     bool ip_v4 = false;
     uint16_t port = 0;
   };
-  struct WorkloadEntry : WorkloadRef {
-    uint32_t set = kNone;
-  };
+  using WorkloadEntry = WorkloadRef;
   struct InternedIdentity {
     uint32_t principal = kNone, ns = kNone, sa = kNone;
   };
@@ -247,9 +245,12 @@ class Engine {
   Range add_ports(const google::protobuf::RepeatedField<uint32_t>& v);
   Range add_sas(const google::protobuf::RepeatedPtrField<istio::security::ServiceAccountMatch>& v);
 
-  void make_src(const Request& r, Src* s) const noexcept;
-  bool str_holds(const StrMatch& m, std::string_view v, uint32_t v_id) const noexcept;
-  bool field_any(const Match& m, Field f, const Src& s, const Dst& d) const noexcept;
+  // Hot path, defined (and only used) in authz.cpp.
+  [[gnu::always_inline]] inline void make_src(const Request& r, Src* s) const noexcept;
+  [[gnu::always_inline]] inline bool str_holds(const StrMatch& m, std::string_view v,
+                                               uint32_t v_id) const noexcept;
+  [[gnu::always_inline]] inline bool field_any(const Match& m, Field f, const Src& s,
+                                               const Dst& d) const noexcept;
   bool match_holds(const Match& m, const Src& s, const Dst& d) const noexcept;
   // Index of the first matching rule, or kNone.
   uint32_t first_matching_rule(const Policy& p, const Src& s, const Dst& d) const noexcept;
@@ -266,8 +267,10 @@ class Engine {
   std::string arena_;  // prefix/suffix strings
 
   std::vector<PolicySet> sets_;
+  std::vector<uint32_t> workload_set_;  // hot: WorkloadIdx -> index in sets_
   std::vector<PolicyId> set_ids_;
   std::vector<WorkloadEntry> workloads_;
+  std::vector<IpAddr> addrs_;  // WorkloadRef::addresses point here
   std::vector<IdentityInfo> identities_;
   std::vector<InternedIdentity> identity_ids_;
 
@@ -275,7 +278,6 @@ class Engine {
   FlatMap<IpAddr, uint32_t, IpAddrHash> workload_by_ip_;
   std::unordered_map<std::string, uint32_t> strings_;      // interning (cold)
   std::unordered_map<std::string, uint32_t> policy_by_key_;
-  std::unordered_map<std::string, std::vector<uint32_t>> workloads_by_name_;  // bare name
 };
 
 // Short names for reports: "ALLOW"/"DENY", "GLOBAL"/..., "deny_policy_matched"/...
