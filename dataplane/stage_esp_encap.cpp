@@ -35,6 +35,13 @@ void build_fabric_templates(WorkerCtx& ctx) {
       std::memcpy(&ip->dst_addr, peer.fabric_v4.v4_bytes(), 4);
       udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
       t.len = kEthLen + kIpv4Len + kUdpLen;
+      // Unfolded sum of the header words with total_length and hdr_checksum still 0.
+      t.ip4_sum = 0;
+      for (size_t k = 0; k < kIpv4Len; k += 2) {
+        uint16_t w;
+        std::memcpy(&w, t.bytes + kEthLen + k, 2);
+        t.ip4_sum += w;
+      }
     } else {
       eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
       auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(t.bytes + kEthLen);
@@ -54,30 +61,50 @@ void build_fabric_templates(WorkerCtx& ctx) {
 
 void EspEncap::process(WorkerCtx& ctx, rte_mbuf** pkts, PacketInfo* info, uint16_t n) {
   const Snapshot& s = *ctx.snap;
+  // The last (template, SA) pair: a burst mostly goes to one or a few peers.
+  uint32_t last_node = UINT32_MAX;
+  const FabricTemplate* t = nullptr;
+  crypto::EspSa* sa = nullptr;
   for (uint16_t i = 0; i < n; i++) {
-    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+    if (i + 1 < n) {
+      // The encapsulation is written into the headroom in front of the next packet's data.
+      auto* d = rte_pktmbuf_mtod(pkts[i + 1], uint8_t*);
+      rte_prefetch0(d);
+      rte_prefetch0(d - RTE_CACHE_LINE_SIZE);
+    }
     rte_mbuf* m = pkts[i];
     const PacketInfo& pi = info[i];
-    const FabricTemplate& t = ctx.tmpl[pi.node];
-    crypto::EspSa* sa = s.peer_tx[pi.node].sa[ctx.id];
-    if (!t.valid || !sa) {
+    if (pi.node != last_node) {
+      last_node = pi.node;
+      t = &ctx.tmpl[pi.node];
+      sa = t->valid ? s.peer_tx[pi.node].sa[ctx.id] : nullptr;
+    }
+    if (!sa) {
       ctx.drop(m, DropReason::kNoSa);
       continue;
     }
-    // Inner IP packet [l3_off, l3_off+ip_len): strip everything in front of it.
-    rte_pktmbuf_adj(m, pi.l3_off);
+    // Inner IP packet [l3_off, l3_off+ip_len) (single segment, trimmed by LocalIngress): replace
+    // everything in front of it by the encapsulation and append the ESP trailer room, in one
+    // adjustment of the mbuf (what rte_pktmbuf_adj + prepend + append would do).
     size_t inner_len = pi.ip_len;
     size_t esp_payload = kUdpLen + kGeneveLen + inner_len;
     size_t trailer = ((esp_payload + 2 + 3) & ~size_t(3)) - esp_payload + kEspIcvLen;
-    size_t front = t.len + kEspHdrIvLen + kUdpLen + kGeneveLen;
-    uint8_t* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, uint16_t(front)));
-    if (!p || !rte_pktmbuf_append(m, uint16_t(trailer))) {
+    size_t front = t->len + kEspHdrIvLen + kUdpLen + kGeneveLen;
+    size_t data_off = size_t(m->data_off) + pi.l3_off;  // where the inner IP header starts
+    size_t new_len = front + size_t(m->data_len) - pi.l3_off + trailer;
+    if (data_off < front || data_off - front + new_len > m->buf_len) {
       ctx.drop(m, DropReason::kEncapNoRoom);
       continue;
     }
-    p = rte_pktmbuf_mtod(m, uint8_t*);
-    std::memcpy(p, t.bytes, t.len);
-    uint8_t* esp = p + t.len;
+    m->data_off = uint16_t(data_off - front);
+    m->data_len = uint16_t(new_len);
+    m->pkt_len = uint32_t(new_len);
+    uint8_t* p = rte_pktmbuf_mtod(m, uint8_t*);
+    // Fixed-size copy (two 32-byte moves): the bytes past t->len land on the ESP header and inner
+    // UDP/Geneve headers, all written below.
+    static_assert(sizeof(t->bytes) == 64 && encap_prefix_len(false) + kEthLen >= 64);
+    std::memcpy(p, t->bytes, sizeof(t->bytes));
+    uint8_t* esp = p + t->len;
     // Inner UDP to the Geneve port; the source port carries flow entropy (RFC 8926 §3.3).
     auto* iudp = reinterpret_cast<rte_udp_hdr*>(esp + kEspHdrIvLen);
     iudp->src_port = rte_cpu_to_be_16(pi.entropy);
@@ -103,10 +130,15 @@ void EspEncap::process(WorkerCtx& ctx, rte_mbuf** pkts, PacketInfo* info, uint16
                                                          : DropReason::kNoSa);
       continue;
     }
-    if (!t.v6) {
+    if (!t->v6) {
       auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p + kEthLen);
-      ip->total_length = rte_cpu_to_be_16(uint16_t(kIpv4Len + kUdpLen + esp_len));
-      ip->hdr_checksum = rte_ipv4_cksum(ip);
+      uint16_t tot = rte_cpu_to_be_16(uint16_t(kIpv4Len + kUdpLen + esp_len));
+      ip->total_length = tot;
+      // The template's header sum plus the one field that varies (== rte_ipv4_cksum(ip)).
+      uint32_t sum = t->ip4_sum + tot;
+      sum = (sum & 0xffff) + (sum >> 16);
+      sum = (sum & 0xffff) + (sum >> 16);
+      ip->hdr_checksum = uint16_t(~sum);
       auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
       udp->dgram_len = rte_cpu_to_be_16(uint16_t(kUdpLen + esp_len));
       udp->dgram_cksum = 0;  // RFC 3948 §2.1: zero over IPv4

@@ -22,12 +22,15 @@ namespace vanish::dp {
 
 // Precomputed outer headers towards one peer for this worker (VPP rewrite / BESS VXLANEncap):
 // Eth | IPv4 or IPv6 | UDP(sport of this worker's SA, dport 4500). Lengths/checksums are patched.
+// bytes[] is zero past len and copied whole (64 bytes, a fixed-size copy).
 struct FabricTemplate {
   bool valid = false;
   bool v6 = false;
-  uint16_t len = 0;  // 14 + 20 + 8 or 14 + 40 + 8
-  alignas(16) uint8_t bytes[kEthLen + kIpv6Len + kUdpLen];
+  uint16_t len = 0;      // 14 + 20 + 8 or 14 + 40 + 8
+  uint32_t ip4_sum = 0;  // IPv4: unfolded 16-bit word sum of the IP header (total_length = 0)
+  alignas(32) uint8_t bytes[64];
 };
+static_assert(kEthLen + kIpv6Len + kUdpLen <= sizeof(FabricTemplate::bytes));
 
 struct WorkerCtx {
   unsigned id = 0;
