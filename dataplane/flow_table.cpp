@@ -10,7 +10,7 @@ FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id) 
   p.entries = capacity < 64 ? 64 : capacity;
   p.key_len = sizeof(FlowKey);
   p.hash_func = rte_hash_crc;
-  p.hash_func_init_val = 0x7a6e6973;
+  p.hash_func_init_val = kHashInit;
   p.socket_id = socket_id;
   p.extra_flag = 0;  // single writer (the owning worker)
   hash_ = rte_hash_create(&p);
@@ -18,6 +18,7 @@ FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id) 
   capacity_ = p.entries;
   int32_t max_id = rte_hash_max_key_id(hash_);
   entries_.reset(new FlowEntry[size_t(max_id) + 1]());
+  cache_.reset(new CacheSlot[kCacheSlots]);
 }
 
 FlowTable::~FlowTable() {
@@ -39,7 +40,7 @@ unsigned FlowTable::age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget) {
     if (!e.is_static && now_tsc - e.last_tsc > idle_tsc) {
       FlowKey k = *static_cast<const FlowKey*>(key);
       // Deleting during iteration is safe for rte_hash: the cursor indexes buckets/slots.
-      if (rte_hash_del_key(hash_, &k) >= 0) removed++;
+      if (erase(k)) removed++;
     }
   }
   return removed;

@@ -1,6 +1,11 @@
 // FlowTable: one per worker (shared nothing). Caches the classification of a connection so later
 // packets cost one bulk hash lookup. Backed by rte_hash (cuckoo, signature compare, bulk lookup);
 // the entry index is the key's position in the hash, so entries live in one flat array.
+// In front of rte_hash: a small direct-mapped cache (kCacheSlots x one cache line: key copy +
+// entry index) indexed by the key's hash, which is computed once per packet (the same CRC32-C
+// rte_hash uses) and reused for the rte_hash lookup on a cache miss. Every insert fills its
+// slot; every delete clears the slot that names the deleted position, so a slot never names a
+// position whose key differs from the slot's key.
 //
 // Contract: only the owning worker calls lookup_bulk/insert/age; the entry memory is never freed
 // while the worker runs. An entry made under an older config generation must be re-classified by
@@ -8,6 +13,10 @@
 #pragma once
 
 #include <rte_hash.h>
+#include <rte_hash_crc.h>
+#if defined(__SSE4_2__)
+#include <nmmintrin.h>
+#endif
 
 #include <cstdint>
 #include <memory>
@@ -46,21 +55,77 @@ class FlowTable {
   uint32_t capacity() const { return capacity_; }
   uint32_t size() const { return rte_hash_count(hash_); }
 
-  // idx[i] = entry index or -1 for a miss.
-  void lookup_bulk(const FlowKey* const* keys, unsigned n, int32_t* idx) const {
-    rte_hash_lookup_bulk(hash_, reinterpret_cast<const void**>(const_cast<const FlowKey**>(keys)),
-                         n, idx);
+  static constexpr uint32_t kHashInit = 0x7a6e6973;  // rte_hash's hash_func_init_val
+  static constexpr uint32_t kCacheSlots = 1024;      // 64 KiB per worker
+
+  // The rte_hash signature of a key: rte_hash_crc(&key, 40, kHashInit), inlined.
+  static uint32_t hash(const FlowKey& key) {
+#if defined(__SSE4_2__)
+    uint64_t w[5];
+    std::memcpy(w, &key, sizeof w);
+    uint64_t c = kHashInit;
+    for (uint64_t x : w) c = _mm_crc32_u64(c, x);
+    return uint32_t(c);
+#else
+    return rte_hash_crc(&key, sizeof(FlowKey), kHashInit);
+#endif
   }
-  int32_t lookup(const FlowKey& key) const {
-    int32_t pos = rte_hash_lookup(hash_, &key);
-    return pos < 0 ? -1 : pos;
+  static bool key_eq(const FlowKey& a, const FlowKey& b) {
+    uint64_t x[5], y[5];
+    std::memcpy(x, &a, sizeof x);
+    std::memcpy(y, &b, sizeof y);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+  }
+
+  // idx[i] = entry index or -1 for a miss. n <= kBurstSize.
+  void lookup_bulk(const FlowKey* const* keys, unsigned n, int32_t* idx) {
+    const void* miss_keys[kBurstSize];
+    hash_sig_t miss_sig[kBurstSize];
+    uint8_t miss_at[kBurstSize];
+    unsigned nmiss = 0;
+    for (unsigned i = 0; i < n; i++) {
+      uint32_t h = hash(*keys[i]);
+      const CacheSlot& c = cache_[h & (kCacheSlots - 1)];
+      if (c.idx >= 0 && key_eq(c.key, *keys[i])) {
+        idx[i] = c.idx;
+        continue;
+      }
+      miss_keys[nmiss] = keys[i];
+      miss_sig[nmiss] = h;
+      miss_at[nmiss++] = uint8_t(i);
+    }
+    if (!nmiss) return;
+    int32_t pos[kBurstSize];
+    rte_hash_lookup_with_hash_bulk(hash_, miss_keys, miss_sig, nmiss, pos);
+    for (unsigned j = 0; j < nmiss; j++) {
+      idx[miss_at[j]] = pos[j] < 0 ? -1 : pos[j];
+      if (pos[j] >= 0) fill(*keys[miss_at[j]], miss_sig[j], pos[j]);
+    }
+  }
+  int32_t lookup(const FlowKey& key) {
+    uint32_t h = hash(key);
+    const CacheSlot& c = cache_[h & (kCacheSlots - 1)];
+    if (c.idx >= 0 && key_eq(c.key, key)) return c.idx;
+    int32_t pos = rte_hash_lookup_with_hash(hash_, &key, h);
+    if (pos < 0) return -1;
+    fill(key, h, pos);
+    return pos;
   }
   // Returns the new entry index, or -1 if the table is full.
   int32_t insert(const FlowKey& key) {
-    int32_t pos = rte_hash_add_key(hash_, &key);
-    return pos < 0 ? -1 : pos;
+    uint32_t h = hash(key);
+    int32_t pos = rte_hash_add_key_with_hash(hash_, &key, h);
+    if (pos < 0) return -1;
+    fill(key, h, pos);
+    return pos;
   }
-  bool erase(const FlowKey& key) { return rte_hash_del_key(hash_, &key) >= 0; }
+  bool erase(const FlowKey& key) {
+    uint32_t h = hash(key);
+    int32_t pos = rte_hash_del_key_with_hash(hash_, &key, h);
+    if (pos < 0) return false;
+    forget(h, pos);
+    return true;
+  }
   FlowEntry& entry(int32_t idx) { return entries_[idx]; }
   const FlowEntry& entry(int32_t idx) const { return entries_[idx]; }
 
@@ -80,10 +145,25 @@ class FlowTable {
   }
 
  private:
+  struct alignas(64) CacheSlot {
+    FlowKey key;
+    int32_t idx = -1;  // -1: empty
+  };
+  void fill(const FlowKey& key, uint32_t h, int32_t pos) {
+    CacheSlot& c = cache_[h & (kCacheSlots - 1)];
+    c.key = key;
+    c.idx = pos;
+  }
+  void forget(uint32_t h, int32_t pos) {
+    CacheSlot& c = cache_[h & (kCacheSlots - 1)];
+    if (c.idx == pos) c.idx = -1;
+  }
+
   rte_hash* hash_ = nullptr;
   uint32_t capacity_ = 0;
   std::unique_ptr<FlowEntry[]> entries_;
   uint32_t age_cursor_ = 0;
+  std::unique_ptr<CacheSlot[]> cache_;
 };
 
 }  // namespace vanish::dp
