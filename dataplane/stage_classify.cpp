@@ -48,6 +48,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
   ctx.flows->lookup_bulk(keys, b.n, idx);
 
   uint16_t keep = 0;
+  uint64_t hits = 0;  // added to the counters once per burst
   bool inserted = false;  // a miss earlier in this burst may have created this packet's flow
   for (uint16_t i = 0; i < b.n; i++) {
     rte_mbuf* m = b.pkts[i];
@@ -72,7 +73,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
       if (e.src_workload != kInvalidIdx)
         learn_neighbour(ctx, info.key.src_ip(), get_mac(&at<rte_ether_hdr>(m, 0)->src_addr));
     } else {
-      ctx.ctr->flow_hits++;
+      hits++;
       FlowEntry& e = ctx.flows->entry(fi);
       if (e.generation != s.generation && !e.is_static) {
         classify(s, info.key, e);
@@ -99,6 +100,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
     }
     keep++;
   }
+  ctx.ctr->flow_hits += hits;
   b.n = keep;
 }
 

@@ -59,12 +59,24 @@ bool FabricMtu::fragment_ipv4(WorkerCtx& ctx, const rte_mbuf* m, const PacketInf
 
 void FabricMtu::process(WorkerCtx& ctx, Burst& b, FragBurst& frags) {
   const Snapshot& s = *ctx.snap;
+  // Per burst: the largest inner packet for either outer family.
+  const size_t max_inner_v4 = max_inner_len(false, s.fabric_mtu);
+  const size_t max_inner_v6 = max_inner_len(true, s.fabric_mtu);
   uint16_t keep = 0;
   for (uint16_t i = 0; i < b.n; i++) {
     rte_mbuf* m = b.pkts[i];
     PacketInfo& info = b.info[i];
+    // Fits whatever the outer family (the common case): no per-peer lookup.
+    if (info.ip_len <= max_inner_v6) {
+      if (keep != i) {
+        b.pkts[keep] = m;
+        b.info[keep] = info;
+      }
+      keep++;
+      continue;
+    }
     bool outer_v6 = s.peer_tx[info.node].outer_ipv6;
-    size_t max_inner = max_inner_len(outer_v6, s.fabric_mtu);
+    size_t max_inner = outer_v6 ? max_inner_v6 : max_inner_v4;
     if (info.ip_len > max_inner) {
       const auto* ip = at<rte_ipv4_hdr>(m, info.l3_off);
       bool df = !info.is_v6 && (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG));
