@@ -8,8 +8,8 @@
 //   the same order as dp::Snapshot::identities. A config that did not validate still builds (bad
 //   entries are skipped, as ztunnel skips what it cannot parse) but is not what vanish runs.
 // - Policies that apply to a destination workload: the NAMESPACE policies of its namespace, the
-//   GLOBAL policies of the root namespace (root_namespace(): Config.root_namespace when the
-//   schema has it, else "istio-system"), and the policies its `authorization_policies` names
+//   GLOBAL policies of the root namespace (root_namespace(): Config.root_namespace, default
+//   "istio-system"), and the policies its `authorization_policies` names
 //   ("namespace/name"; unknown names are skipped, repeats count once). They are precomputed per
 //   destination, split in four buckets: dry-run DENY, enforced DENY, enforced ALLOW, dry-run
 //   ALLOW. Workloads with the same namespace and the same named policies share one list.
@@ -57,18 +57,13 @@ namespace vanish::authz {
 using PolicyId = StrongId<struct PolicyTag>;  // dense: index in Config.authorizations
 
 inline constexpr const char* kDefaultRootNamespace = "istio-system";
-inline constexpr uint32_t kNone = UINT32_MAX;         // no identity / no policy / no workload
-inline constexpr size_t kMaxDryRunReported = 4;       // dry-run matches carried in a Verdict
+inline constexpr uint32_t kNone = UINT32_MAX;    // no identity / no policy / no workload
+inline constexpr size_t kMaxDryRunReported = 4;  // dry-run matches carried in a Verdict
 
-// The namespace whose GLOBAL policies apply mesh-wide: Config.root_namespace if the config schema
-// has such a string field and it is set, else "istio-system". Header-only (validation uses it).
+// The namespace whose GLOBAL policies apply mesh-wide: Config.root_namespace, default
+// "istio-system". Header-only (validation uses it).
 inline std::string root_namespace(const config::Config& cfg) {
-  const auto* f = cfg.GetDescriptor()->FindFieldByName("root_namespace");
-  if (f && !f->is_repeated() && f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_STRING) {
-    std::string v = cfg.GetReflection()->GetString(cfg, f);
-    if (!v.empty()) return v;
-  }
-  return kDefaultRootNamespace;
+  return cfg.root_namespace().empty() ? std::string(kDefaultRootNamespace) : cfg.root_namespace();
 }
 
 enum class Action : uint8_t { kAllow, kDeny };
@@ -95,16 +90,17 @@ struct PolicyMatch {
 struct Verdict {
   bool allowed = false;
   Reason reason = Reason::kUnknownDestination;
-  PolicyMatch decided_by;  // kDenyMatched / kAllowMatched only
-  bool shadow_allowed = false;  // the decision with dry-run policies enforced as well
-  uint8_t n_dry_run = 0;        // entries used in dry_run[]
+  PolicyMatch decided_by;        // kDenyMatched / kAllowMatched only
+  bool shadow_allowed = false;   // the decision with dry-run policies enforced as well
+  uint8_t n_dry_run = 0;         // entries used in dry_run[]
   uint32_t dry_run_matched = 0;  // dry-run policies that matched (may exceed kMaxDryRunReported)
   PolicyMatch dry_run[kMaxDryRunReported];  // dry-run DENY matches first, then dry-run ALLOW
 };
 
 // One new flow as seen at the destination node.
 struct Request {
-  uint32_t src_identity = kNone;  // Engine identity index (identity_of_workload, identity_by_wire_id)
+  uint32_t src_identity =
+      kNone;  // Engine identity index (identity_of_workload, identity_by_wire_id)
   IpAddr src_ip;
   IpAddr dst_ip;                  // the destination workload's address
   uint16_t dst_port = 0;          // the port the workload receives on (target port)
@@ -162,7 +158,8 @@ class Engine {
   }
   // "namespace/name" or, when unambiguous, "name". kNone if unknown; *ambiguous (optional) lists
   // the "namespace/name" candidates of a bare name found in several namespaces. Linear (cold).
-  uint32_t workload_by_name(std::string_view ref, std::vector<std::string>* ambiguous = nullptr) const;
+  uint32_t workload_by_name(std::string_view ref,
+                            std::vector<std::string>* ambiguous = nullptr) const;
   uint32_t policy_by_key(std::string_view ns_slash_name) const;  // kNone if unknown
 
   size_t n_policies() const { return policies_.size(); }
@@ -184,9 +181,19 @@ class Engine {
     uint32_t begin = 0, count = 0;
   };
   enum Field : uint8_t {
-    kNamespaces, kNotNamespaces, kPrincipals, kNotPrincipals, kSourceIps, kNotSourceIps,
-    kDestinationIps, kNotDestinationIps, kDestinationPorts, kNotDestinationPorts,
-    kServiceAccounts, kNotServiceAccounts, kFields
+    kNamespaces,
+    kNotNamespaces,
+    kPrincipals,
+    kNotPrincipals,
+    kSourceIps,
+    kNotSourceIps,
+    kDestinationIps,
+    kNotDestinationIps,
+    kDestinationPorts,
+    kNotDestinationPorts,
+    kServiceAccounts,
+    kNotServiceAccounts,
+    kFields
   };
   enum class StrKind : uint8_t { kExact, kPrefix, kSuffix, kPresence };
   struct StrMatch {
@@ -216,7 +223,7 @@ class Engine {
     PolicyInfo info;
   };
   struct PolicySet {
-    uint32_t begin = 0;                  // into set_ids_
+    uint32_t begin = 0;  // into set_ids_
     uint32_t count[kBuckets] = {0, 0, 0, 0};
   };
   struct Src {  // per-evaluation view of the source, no allocation
@@ -276,7 +283,7 @@ class Engine {
 
   FlatMap<uint32_t, uint32_t, IntHash> identity_by_wire_;  // wire id -> identity index
   FlatMap<IpAddr, uint32_t, IpAddrHash> workload_by_ip_;
-  std::unordered_map<std::string, uint32_t> strings_;      // interning (cold)
+  std::unordered_map<std::string, uint32_t> strings_;  // interning (cold)
   std::unordered_map<std::string, uint32_t> policy_by_key_;
 };
 

@@ -3,7 +3,8 @@
 // Contract: validate_config() checks the whole config, appends one ConfigError per problem
 // (it does not stop at the first), and returns true only if it appended none. A config that
 // fails is rejected whole; compile_snapshot() validates again before it builds anything.
-// Authorization and service semantics beyond basic shape are not checked here yet.
+// Authorization policies are checked (names, scopes, matches, references from workloads);
+// service semantics beyond basic shape are not checked here yet.
 #pragma once
 
 #include <string>

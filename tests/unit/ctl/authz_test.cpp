@@ -75,7 +75,8 @@ struct Mesh {
   explicit Mesh(const std::string& policies) : Mesh(mesh_with(policies)) {}
 
   // from: a workload name, or "" for a source without identity at 192.0.2.1 / 2001:db8::1.
-  Request req(const std::string& from, const std::string& to, uint16_t port, bool v6 = false) const {
+  Request req(const std::string& from, const std::string& to, uint16_t port,
+              bool v6 = false) const {
     Request r;
     if (from.empty()) {
       r.src_ip = ip(v6 ? "2001:db8::1" : "192.0.2.1");
@@ -93,10 +94,12 @@ struct Mesh {
     r.dst_port = port;
     return r;
   }
-  Verdict eval(const std::string& from, const std::string& to, uint16_t port, bool v6 = false) const {
+  Verdict eval(const std::string& from, const std::string& to, uint16_t port,
+               bool v6 = false) const {
     return e->evaluate(req(from, to, port, v6));
   }
-  bool allowed(const std::string& from, const std::string& to, uint16_t port, bool v6 = false) const {
+  bool allowed(const std::string& from, const std::string& to, uint16_t port,
+               bool v6 = false) const {
     return eval(from, to, port, v6).allowed;
   }
   std::string key(const PolicyMatch& m) const { return e->policy(m.policy).key(); }
@@ -375,7 +378,8 @@ TEST(AuthzEdge, ClauseWithNoMatchesHolds) {
 
 TEST(AuthzEdge, EmptyMatchIsSkipped) {
   // A clause made only of empty matches fails, so the rule and the policy never match.
-  EXPECT_TRUE(Mesh(deny_default("rules { clauses { matches {} } }")).allowed("sleep", "httpbin-1", 1));
+  EXPECT_TRUE(
+      Mesh(deny_default("rules { clauses { matches {} } }")).allowed("sleep", "httpbin-1", 1));
   EXPECT_TRUE(Mesh(deny_default("rules { clauses { matches {} matches {} } }"))
                   .allowed("", "httpbin-1", 1));
   // Beside a real match, the empty one is ignored and the real one decides.
@@ -404,7 +408,7 @@ TEST(AuthzEdge, RulesAreOrClausesAreAndMatchesAreOr) {
   EXPECT_TRUE(m.allowed("postgres", "httpbin-1", 1));         // rule 0 needs untrusted
   EXPECT_FALSE(m.allowed("curl-untrusted", "httpbin-1", 2));  // rule 1, first match
   EXPECT_EQ(m.eval("curl-untrusted", "httpbin-1", 2).decided_by.rule, 1u);
-  EXPECT_FALSE(m.allowed("sleep", "httpbin-1", 9));           // rule 1, second match
+  EXPECT_FALSE(m.allowed("sleep", "httpbin-1", 9));  // rule 1, second match
 }
 
 TEST(AuthzEdge, FieldsOfOneMatchAreAndValuesAreOr) {
@@ -416,8 +420,9 @@ TEST(AuthzEdge, FieldsOfOneMatchAreAndValuesAreOr) {
   EXPECT_FALSE(match_denies(both, "curl-untrusted", 7070));
   EXPECT_FALSE(match_denies(both, "sleep", 8080));
   // Positive and negative forms of one field together: in 8000/8080/9090 but not 9090.
-  const std::string pn = "destination_ports: 8000 destination_ports: 8080 destination_ports: 9090 "
-                         "not_destination_ports: 9090";
+  const std::string pn =
+      "destination_ports: 8000 destination_ports: 8080 destination_ports: 9090 "
+      "not_destination_ports: 9090";
   EXPECT_TRUE(match_denies(pn, "sleep", 8080));
   EXPECT_FALSE(match_denies(pn, "sleep", 9090));
   EXPECT_FALSE(match_denies(pn, "sleep", 7000));
@@ -434,11 +439,12 @@ TEST(AuthzField, NamespacesEveryStringMatchKind) {
   EXPECT_FALSE(match_denies("namespaces { prefix: \"trusted\" }", "curl-untrusted"));
   EXPECT_TRUE(match_denies("namespaces { suffix: \"trusted\" }", "curl-untrusted"));
   EXPECT_FALSE(match_denies("namespaces { suffix: \"untr\" }", "curl-untrusted"));
-  EXPECT_TRUE(match_denies("namespaces { prefix: \"untrusted\" }", "curl-untrusted"));  // whole
+  EXPECT_TRUE(match_denies("namespaces { prefix: \"untrusted\" }", "curl-untrusted"));     // whole
   EXPECT_FALSE(match_denies("namespaces { prefix: \"untrusted-x\" }", "curl-untrusted"));  // longer
   EXPECT_TRUE(match_denies("namespaces { presence {} }", "curl-untrusted"));
   EXPECT_TRUE(match_denies("namespaces { presence {} }", "sleep"));
-  EXPECT_TRUE(match_denies("namespaces { exact: \"x\" } namespaces { exact: \"default\" }", "sleep"));
+  EXPECT_TRUE(
+      match_denies("namespaces { exact: \"x\" } namespaces { exact: \"default\" }", "sleep"));
 }
 
 TEST(AuthzField, NotNamespaces) {
@@ -447,8 +453,8 @@ TEST(AuthzField, NotNamespaces) {
   EXPECT_TRUE(match_denies("not_namespaces { prefix: \"kube-\" }", "sleep"));
   EXPECT_FALSE(match_denies("not_namespaces { suffix: \"ult\" }", "sleep"));
   EXPECT_FALSE(match_denies("not_namespaces { presence {} }", "sleep"));
-  EXPECT_FALSE(
-      match_denies("not_namespaces { exact: \"a\" } not_namespaces { exact: \"default\" }", "sleep"));
+  EXPECT_FALSE(match_denies("not_namespaces { exact: \"a\" } not_namespaces { exact: \"default\" }",
+                            "sleep"));
 }
 
 TEST(AuthzField, PrincipalsEveryStringMatchKind) {
@@ -482,20 +488,21 @@ TEST(AuthzField, ServiceAccountsCompareNamespaceAndName) {
                             "sleep"));
   EXPECT_FALSE(match_denies("service_accounts { namespace: \"default\" service_account: \"slee\" }",
                             "sleep"));
-  EXPECT_TRUE(match_denies(
-      "service_accounts { namespace: \"x\" service_account: \"y\" } "
-      "service_accounts { namespace: \"untrusted\" service_account: \"default\" }",
-      "curl-untrusted"));
+  EXPECT_TRUE(
+      match_denies("service_accounts { namespace: \"x\" service_account: \"y\" } "
+                   "service_accounts { namespace: \"untrusted\" service_account: \"default\" }",
+                   "curl-untrusted"));
   // A workload with no service_account set is "default".
-  config::Config c = mesh_with(deny_default(
-      "rules { clauses { matches { service_accounts { namespace: \"default\" "
-      "service_account: \"default\" } } } }"));
+  config::Config c = mesh_with(
+      deny_default("rules { clauses { matches { service_accounts { namespace: \"default\" "
+                   "service_account: \"default\" } } } }"));
   workload(c, "sleep")->clear_service_account();
   EXPECT_FALSE(Mesh(c).allowed("sleep", "httpbin-1", 8080));
 }
 
 TEST(AuthzField, NotServiceAccounts) {
-  const std::string m = "not_service_accounts { namespace: \"default\" service_account: \"sleep\" }";
+  const std::string m =
+      "not_service_accounts { namespace: \"default\" service_account: \"sleep\" }";
   EXPECT_FALSE(match_denies(m, "sleep"));
   EXPECT_TRUE(match_denies(m, "curl-untrusted"));
 }
@@ -524,14 +531,14 @@ TEST(AuthzField, SourceIpsIpv4AndIpv6) {
   EXPECT_TRUE(match_denies(cidr("source_ips", "fd00:10:1::11", 128), "curl-untrusted", 8080, true));
   EXPECT_FALSE(match_denies(cidr("source_ips", "fd00:10:1::11", 128), "sleep", 8080, true));
   EXPECT_TRUE(match_denies(cidr("source_ips", "fd00:10:1::10", 127), "curl-untrusted", 8080, true));
-  EXPECT_FALSE(match_denies(cidr("source_ips", "fd00:10:1::12", 127), "curl-untrusted", 8080, true));
+  EXPECT_FALSE(
+      match_denies(cidr("source_ips", "fd00:10:1::12", 127), "curl-untrusted", 8080, true));
   EXPECT_TRUE(match_denies(cidr("source_ips", "fd00::", 8), "sleep", 8080, true));
   EXPECT_TRUE(match_denies(cidr("source_ips", "::", 0), "sleep", 8080, true));
   EXPECT_FALSE(match_denies(cidr("source_ips", "::", 0), "sleep"));  // ::/0 holds no IPv4
   EXPECT_FALSE(match_denies(cidr("source_ips", "::ffff:10.1.0.10", 128), "sleep"));
-  EXPECT_TRUE(match_denies(cidr("source_ips", "192.0.2.0", 24) + " " +
-                               cidr("source_ips", "10.1.0.10", 32),
-                           "sleep"));
+  EXPECT_TRUE(match_denies(
+      cidr("source_ips", "192.0.2.0", 24) + " " + cidr("source_ips", "10.1.0.10", 32), "sleep"));
   // Sources without identity are matched by address too.
   EXPECT_TRUE(match_denies(cidr("source_ips", "192.0.2.0", 24), ""));
   EXPECT_TRUE(match_denies(cidr("source_ips", "2001:db8::", 32), "", 8080, true));
@@ -541,12 +548,11 @@ TEST(AuthzField, SourceIpsIpv4AndIpv6) {
   EXPECT_TRUE(match_denies(cidr("not_source_ips", "10.1.0.10", 32), "curl-untrusted"));
   EXPECT_TRUE(match_denies(cidr("not_source_ips", "fd00:10:1::", 64), "sleep"));  // v4 source
   EXPECT_FALSE(match_denies(cidr("not_source_ips", "fd00:10:1::", 64), "sleep", 8080, true));
-  EXPECT_TRUE(match_denies(cidr("source_ips", "10.1.0.0", 24) + " " +
-                               cidr("not_source_ips", "10.1.0.10", 32),
-                           "curl-untrusted"));
-  EXPECT_FALSE(match_denies(cidr("source_ips", "10.1.0.0", 24) + " " +
-                                cidr("not_source_ips", "10.1.0.10", 32),
-                            "sleep"));
+  EXPECT_TRUE(match_denies(
+      cidr("source_ips", "10.1.0.0", 24) + " " + cidr("not_source_ips", "10.1.0.10", 32),
+      "curl-untrusted"));
+  EXPECT_FALSE(match_denies(
+      cidr("source_ips", "10.1.0.0", 24) + " " + cidr("not_source_ips", "10.1.0.10", 32), "sleep"));
 
   // destination_ips / not_destination_ips (httpbin-1 is 10.2.0.20 / fd00:10:2::20)
   EXPECT_TRUE(match_denies(cidr("destination_ips", "10.2.0.20", 32), "sleep"));
@@ -556,8 +562,7 @@ TEST(AuthzField, SourceIpsIpv4AndIpv6) {
   EXPECT_FALSE(match_denies(cidr("destination_ips", "fd00:10:2::20", 128), "sleep"));
   EXPECT_FALSE(match_denies(cidr("not_destination_ips", "10.2.0.0", 24), "sleep"));
   EXPECT_TRUE(match_denies(cidr("not_destination_ips", "10.2.0.0", 24), "sleep", 8080, true));
-  EXPECT_FALSE(
-      match_denies(cidr("not_destination_ips", "fd00:10:2::", 48), "sleep", 8080, true));
+  EXPECT_FALSE(match_denies(cidr("not_destination_ips", "fd00:10:2::", 48), "sleep", 8080, true));
 }
 
 TEST(AuthzField, DestinationPorts) {
@@ -572,8 +577,8 @@ TEST(AuthzField, DestinationPorts) {
     many += "destination_ports: " + std::to_string(p) + " ";
     not_many += "not_destination_ports: " + std::to_string(p) + " ";
   }
-  many += "destination_ports: 1006 ";  // a repeat
-  EXPECT_TRUE(match_denies(many, "sleep", 1006));   // 2000 - 142 * 7
+  many += "destination_ports: 1006 ";              // a repeat
+  EXPECT_TRUE(match_denies(many, "sleep", 1006));  // 2000 - 142 * 7
   EXPECT_TRUE(match_denies(many, "sleep", 2000));
   EXPECT_FALSE(match_denies(many, "sleep", 1007));
   EXPECT_FALSE(match_denies(many, "sleep", 999));
@@ -619,7 +624,8 @@ TEST(AuthzField, EveryFieldAtOnce) {
 // Scopes
 
 TEST(AuthzScope, NamespacePoliciesApplyToTheirNamespaceOnly) {
-  Mesh m(R"(authorizations { name: "d" namespace: "data" scope: NAMESPACE action: DENY rules {} })");
+  Mesh m(
+      R"(authorizations { name: "d" namespace: "data" scope: NAMESPACE action: DENY rules {} })");
   EXPECT_FALSE(m.allowed("sleep", "postgres", 5432));
   EXPECT_TRUE(m.allowed("sleep", "httpbin-1", 8080));
   EXPECT_EQ(m.e->applicable(m.e->workload_by_name("httpbin-1"), Bucket::kDeny).size(), 0u);
@@ -647,12 +653,25 @@ TEST(AuthzScope, GlobalOutsideTheRootNamespaceIsNotApplied) {
   EXPECT_FALSE(ctl::validate_config(c, &errors));  // and validation says why
 }
 
+TEST(AuthzScope, RootNamespaceIsConfigurable) {
+  config::Config c = mesh_with(R"(
+    root_namespace: "mesh-root"
+    authorizations { name: "g" namespace: "mesh-root" scope: GLOBAL action: DENY
+                     rules { clauses { matches { destination_ports: 9 } } } })");
+  std::vector<ConfigError> errors;
+  EXPECT_TRUE(ctl::validate_config(c, &errors));
+  Mesh m(c);
+  EXPECT_EQ(m.e->root_ns(), "mesh-root");
+  EXPECT_FALSE(m.allowed("sleep", "postgres", 9));
+  EXPECT_TRUE(m.allowed("sleep", "httpbin-1", 8080));
+}
+
 TEST(AuthzScope, WorkloadSelectorPoliciesApplyToWorkloadsThatNameThem) {
   config::Config c = mesh_with(R"(
     authorizations { name: "only-1" namespace: "default" scope: WORKLOAD_SELECTOR action: DENY
                      rules {} })");
   workload(c, "httpbin-1")->add_authorization_policies("default/only-1");
-  workload(c, "httpbin-1")->add_authorization_policies("default/only-1");  // counted once
+  workload(c, "httpbin-1")->add_authorization_policies("default/only-1");   // counted once
   workload(c, "httpbin-1")->add_authorization_policies("default/unknown");  // skipped
   Mesh m(c);
   EXPECT_FALSE(m.allowed("sleep", "httpbin-1", 8080));
@@ -792,13 +811,15 @@ TEST(AuthzValidate, NameNamespaceDuplicates) {
                "authorization x/a/b", "name", "must not contain '/'");
   expect_error(
       [](config::Config& c) { add_policy(c, "name: \"allow-sleep\" namespace: \"data\""); },
-      "authorization data/allow-sleep", "name", "duplicate authorization policy (also authorizations[0])");
+      "authorization data/allow-sleep", "name",
+      "duplicate authorization policy (also authorizations[0])");
 }
 
 TEST(AuthzValidate, ScopeAndAction) {
-  expect_error([](config::Config& c) { add_policy(c, "name: \"g\" namespace: \"default\" scope: GLOBAL"); },
-               "authorization default/g", "scope",
-               "GLOBAL policies must be in the root namespace \"istio-system\"");
+  expect_error(
+      [](config::Config& c) { add_policy(c, "name: \"g\" namespace: \"default\" scope: GLOBAL"); },
+      "authorization default/g", "scope",
+      "GLOBAL policies must be in the root namespace \"istio-system\"");
   expect_error(
       [](config::Config& c) {
         add_policy(c, "name: \"s\" namespace: \"x\"");
@@ -814,36 +835,58 @@ TEST(AuthzValidate, ScopeAndAction) {
 }
 
 TEST(AuthzValidate, StringMatchesCidrsPortsServiceAccounts) {
-  const std::string p = "name: \"p\" namespace: \"x\" rules { clauses {} clauses { matches {} matches { ";
+  const std::string p =
+      "name: \"p\" namespace: \"x\" rules { clauses {} clauses { matches {} matches { ";
   expect_error([&](config::Config& c) { add_policy(c, p + "namespaces {} } } }"); },
                "authorization x/p", "rules[0].clauses[1].matches[1].namespaces[0]",
                "empty StringMatch");
-  expect_error([&](config::Config& c) {
-                 add_policy(c, p + "principals { exact: \"a\" } not_principals {} } } }");
-               },
-               "authorization x/p", "rules[0].clauses[1].matches[1].not_principals[0]",
-               "empty StringMatch");
-  expect_error([&](config::Config& c) { add_policy(c, p + "source_ips { address: \"\\x0a\\x01\\x00\" length: 8 } } } }"); },
-               "authorization x/p", "rules[0].clauses[1].matches[1].source_ips[0]",
-               "address must be 4 or 16 octets, got 3");
-  expect_error([&](config::Config& c) { add_policy(c, p + "not_destination_ips { address: \"\\x0a\\x01\\x00\\x00\" length: 33 } } } }"); },
-               "authorization x/p", "rules[0].clauses[1].matches[1].not_destination_ips[0]",
-               "prefix length 33 is outside 0..32 (IPv4)");
-  expect_error([&](config::Config& c) { add_policy(c, p + "destination_ips { address: \"\\xfd\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\" length: 129 } } } }"); },
-               "authorization x/p", "rules[0].clauses[1].matches[1].destination_ips[0]",
-               "prefix length 129 is outside 0..128 (IPv6)");
-  expect_error([&](config::Config& c) { add_policy(c, p + "destination_ports: 80 destination_ports: 65536 } } }"); },
-               "authorization x/p", "rules[0].clauses[1].matches[1].destination_ports[1]",
-               "65536 is outside 1..65535");
+  expect_error(
+      [&](config::Config& c) {
+        add_policy(c, p + "principals { exact: \"a\" } not_principals {} } } }");
+      },
+      "authorization x/p", "rules[0].clauses[1].matches[1].not_principals[0]", "empty StringMatch");
+  expect_error(
+      [&](config::Config& c) {
+        add_policy(c, p + "source_ips { address: \"\\x0a\\x01\\x00\" length: 8 } } } }");
+      },
+      "authorization x/p", "rules[0].clauses[1].matches[1].source_ips[0]",
+      "address must be 4 or 16 octets, got 3");
+  expect_error(
+      [&](config::Config& c) {
+        add_policy(
+            c, p + "not_destination_ips { address: \"\\x0a\\x01\\x00\\x00\" length: 33 } } } }");
+      },
+      "authorization x/p", "rules[0].clauses[1].matches[1].not_destination_ips[0]",
+      "prefix length 33 is outside 0..32 (IPv4)");
+  expect_error(
+      [&](config::Config& c) {
+        add_policy(c, p + "destination_ips { address: "
+                          "\"\\xfd\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00"
+                          "\\x00\\x00\" length: 129 } } } }");
+      },
+      "authorization x/p", "rules[0].clauses[1].matches[1].destination_ips[0]",
+      "prefix length 129 is outside 0..128 (IPv6)");
+  expect_error(
+      [&](config::Config& c) {
+        add_policy(c, p + "destination_ports: 80 destination_ports: 65536 } } }");
+      },
+      "authorization x/p", "rules[0].clauses[1].matches[1].destination_ports[1]",
+      "65536 is outside 1..65535");
   expect_error([&](config::Config& c) { add_policy(c, p + "not_destination_ports: 0 } } }"); },
                "authorization x/p", "rules[0].clauses[1].matches[1].not_destination_ports[0]",
                "0 is outside 1..65535");
-  expect_error([&](config::Config& c) { add_policy(c, p + "service_accounts { service_account: \"s\" } } } }"); },
-               "authorization x/p", "rules[0].clauses[1].matches[1].service_accounts[0].namespace",
-               "required");
-  expect_error([&](config::Config& c) { add_policy(c, p + "not_service_accounts { namespace: \"n\" } } } }"); },
-               "authorization x/p",
-               "rules[0].clauses[1].matches[1].not_service_accounts[0].service_account", "required");
+  expect_error(
+      [&](config::Config& c) {
+        add_policy(c, p + "service_accounts { service_account: \"s\" } } } }");
+      },
+      "authorization x/p", "rules[0].clauses[1].matches[1].service_accounts[0].namespace",
+      "required");
+  expect_error(
+      [&](config::Config& c) {
+        add_policy(c, p + "not_service_accounts { namespace: \"n\" } } } }");
+      },
+      "authorization x/p", "rules[0].clauses[1].matches[1].not_service_accounts[0].service_account",
+      "required");
 }
 
 TEST(AuthzValidate, WorkloadPolicyReferences) {
