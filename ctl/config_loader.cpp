@@ -4,6 +4,7 @@
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -78,6 +79,7 @@ struct Loader {
   std::vector<std::string>* errors;
   std::vector<std::string> stack;  // canonical paths of the files being loaded (cycle check)
   std::set<std::string> done;      // canonical paths already merged
+  std::vector<std::string>* files = nullptr;  // every path read or tried (optional)
 
   // Parses `data` (from `origin`, whose directory resolves relative includes), merges its
   // includes and then itself into *acc.
@@ -131,6 +133,8 @@ struct Loader {
     }
     if (done.count(key)) return true;  // already merged through another include
 
+    if (files && std::find(files->begin(), files->end(), path) == files->end())
+      files->push_back(path);
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       errors->push_back(prefix + ": cannot open " + path + ": " + std::strerror(errno));
@@ -177,8 +181,9 @@ const char* format_name(ConfigFormat format) {
   return "?";
 }
 
-bool load_config(const std::string& path, config::Config* out, std::vector<std::string>* errors) {
-  Loader loader{errors, {}, {}};
+bool load_config(const std::string& path, config::Config* out, std::vector<std::string>* errors,
+                 std::vector<std::string>* files) {
+  Loader loader{errors, {}, {}, files};
   config::Config acc;
   if (!loader.load_file(path, "", 0, &acc)) return false;
   out->Swap(&acc);

@@ -29,7 +29,11 @@ inline constexpr int kMaxIncludeDepth = 16;
 bool format_for_path(const std::string& path, ConfigFormat* format);
 const char* format_name(ConfigFormat format);  // "text", "json", "binary"
 
-bool load_config(const std::string& path, config::Config* out, std::vector<std::string>* errors);
+// `files` (may be null) receives every file the load read or tried to read, the top-level one
+// first, each once (as the path was formed: an include relative to its file's directory), also
+// when the load fails: the set to watch for changes (ctl/config_watch.hpp).
+bool load_config(const std::string& path, config::Config* out, std::vector<std::string>* errors,
+                 std::vector<std::string>* files = nullptr);
 
 // `origin` names the text in error messages, and its directory is the base for relative
 // includes (default: the current directory).

@@ -1,7 +1,8 @@
 // vanishctl: the operator CLI of vanish. Each subcommand lives in its own ctl/vanishctl_*.cpp and
-// registers itself here; offline ones (check) work on a config file, later ones (status, flows,
-// ...) will talk to a running vanishd over its Unix socket.
-// Exit status: the subcommand's (check: 0 allowed, 1 denied, 2 bad input); usage errors 2;
+// registers itself here; offline ones (check, config validate) work on a config file, the others
+// (config apply/show, status) talk to a running vanishd over its Unix socket.
+// Exit status: the subcommand's (check: 0 allowed, 1 denied, 2 bad input; config/status: 0 ok,
+// 1 invalid or rejected config, 2 unreadable file or vanishd unreachable); usage errors 2;
 // --help 0.
 #include <CLI/CLI.hpp>
 
@@ -9,6 +10,7 @@
 #include <iostream>
 
 #include "ctl/vanishctl_check.hpp"
+#include "ctl/vanishctl_config.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"vanishctl: operator CLI of vanish (Istio ambient L4 secure overlay appliance)",
@@ -18,6 +20,7 @@ int main(int argc, char** argv) {
 
   std::function<int()> run;  // set by the callback of the subcommand that was parsed
   vanish::ctl::add_check_command(app, &run);
+  vanish::ctl::add_config_commands(app, &run);
 
   try {
     app.parse(argc, argv);
