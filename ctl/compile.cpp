@@ -7,6 +7,8 @@
 #include <map>
 #include <unordered_map>
 
+#include "ctl/authz.hpp"
+
 namespace vanish::ctl {
 namespace {
 
@@ -69,8 +71,11 @@ class Compiler {
     index_previous_sas();
     nodes();
     workloads();
+    services();
+    waypoints();
     neighbours();
     if (!static_sas()) return nullptr;
+    s_->authz = authz::Engine::build(c_);
     return std::move(s_);
   }
 
@@ -135,6 +140,7 @@ class Compiler {
       dp::WorkloadInfo info;
       info.node = NodeIdx(node_by_name_.at(w.node()));
       info.identity = s_->identities[it->second].id;
+      info.identity_index = it->second;
       if (info.node == s_->self) info.neighbour_slot = next_slot++;
       s_->workloads.push_back(info);
 
@@ -152,6 +158,110 @@ class Compiler {
       s_->workload_meta.push_back(std::move(meta));
     }
     n_local_ = next_slot;
+  }
+
+  // VIP:port -> endpoints. Endpoints of a service are the healthy workloads whose `services` map
+  // names it ("namespace/hostname"), with capacity > 0 (default 1), each at its address of the
+  // VIP's family (a workload without one is not an endpoint of that VIP). Target port: the
+  // workload's own PortList entry for the service port if it sets one, else the service's
+  // target_port, else the service port.
+  void services() {
+    std::unordered_map<std::string, std::vector<uint32_t>> members;  // "ns/hostname" -> workloads
+    for (int i = 0; i < c_.workloads_size(); i++) {
+      const istio::workload::Workload& w = c_.workloads(i);
+      if (w.status() != istio::workload::HEALTHY) continue;
+      if (w.has_capacity() && w.capacity().value() == 0) continue;
+      for (const auto& [key, ports] : w.services()) members[key].push_back(uint32_t(i));
+    }
+    size_t n_keys = 0;
+    for (const auto& sv : c_.services()) n_keys += size_t(sv.addresses_size() * sv.ports_size());
+    s_->vips = FlatMap<dp::VipKey, dp::VipEntry, dp::VipKeyHash>(n_keys);
+    for (int si = 0; si < c_.services_size(); si++) {
+      const istio::workload::Service& sv = c_.services(si);
+      std::string key = sv.namespace_() + "/" + sv.hostname();
+      service_by_key_[key] = uint32_t(si);
+      s_->service_meta.push_back({sv.name(), sv.namespace_(), sv.hostname()});
+      auto mit = members.find(key);
+      static const std::vector<uint32_t> none;
+      const std::vector<uint32_t>& eps = mit == members.end() ? none : mit->second;
+      service_first_endpoint_.push_back(eps.empty() ? kInvalidIdx : eps.front());
+      for (const auto& na : sv.addresses()) {
+        IpAddr vip;
+        if (!IpAddr::from_bytes(na.address(), &vip)) continue;
+        for (const auto& port : sv.ports()) {
+          dp::VipEntry ve;
+          ve.service = uint32_t(si);
+          ve.first_endpoint = uint32_t(s_->endpoints.size());
+          for (uint32_t wi : eps) {
+            const istio::workload::Workload& w = c_.workloads(int(wi));
+            const IpAddr* addr = nullptr;
+            for (const IpAddr& a : s_->workload_meta[wi].addresses)
+              if (a.is_v4() == vip.is_v4()) {
+                addr = &a;
+                break;
+              }
+            if (!addr) continue;
+            uint32_t target = port.target_port() ? port.target_port() : port.service_port();
+            for (const auto& wp : w.services().at(key).ports())
+              if (wp.service_port() == port.service_port() && wp.target_port()) {
+                target = wp.target_port();
+                break;
+              }
+            uint32_t weight = w.has_capacity() ? w.capacity().value() : 1;
+            ve.total_weight += weight;
+            dp::ServiceEndpoint ep;
+            ep.addr = *addr;
+            ep.workload = wi;
+            ep.cum_weight = ve.total_weight;
+            ep.target_port = uint16_t(target);
+            s_->endpoints.push_back(ep);
+            ve.n_endpoints++;
+          }
+          s_->vips.insert(dp::VipKey{vip, uint16_t(port.service_port()), 0}, ve);
+        }
+      }
+    }
+  }
+
+  // A waypoint reference: an address (a workload's) or a service hostname (its first endpoint
+  // workload). kInvalidIdx when it names nothing (validation reports that).
+  uint32_t resolve_waypoint(const istio::workload::GatewayAddress& g) const {
+    if (g.has_address()) {
+      IpAddr a;
+      if (!IpAddr::from_bytes(g.address().address(), &a)) return kInvalidIdx;
+      const uint32_t* w = s_->workload_by_ip.find(a);
+      return w ? *w : kInvalidIdx;
+    }
+    if (g.has_hostname()) {
+      auto it = service_by_key_.find(g.hostname().namespace_() + "/" + g.hostname().hostname());
+      if (it == service_by_key_.end()) return kInvalidIdx;
+      uint32_t first = service_first_endpoint_[it->second];
+      return first;
+    }
+    return kInvalidIdx;
+  }
+
+  void waypoints() {
+    s_->is_waypoint.assign(s_->workloads.size(), 0);
+    for (int i = 0; i < c_.workloads_size(); i++) {
+      if (!c_.workloads(i).has_waypoint()) continue;
+      uint32_t wp = resolve_waypoint(c_.workloads(i).waypoint());
+      s_->workloads[size_t(i)].waypoint = wp;
+      if (wp != kInvalidIdx) s_->is_waypoint[wp] = 1;
+    }
+    std::vector<uint32_t> service_wp(size_t(c_.services_size()), kInvalidIdx);
+    for (int si = 0; si < c_.services_size(); si++)
+      if (c_.services(si).has_waypoint())
+        service_wp[size_t(si)] = resolve_waypoint(c_.services(si).waypoint());
+    std::vector<std::pair<dp::VipKey, dp::VipEntry>> updates;
+    s_->vips.for_each([&](const dp::VipKey& k, const dp::VipEntry& v) {
+      if (service_wp[v.service] == kInvalidIdx) return;
+      dp::VipEntry nv = v;
+      nv.waypoint = service_wp[v.service];
+      s_->is_waypoint[nv.waypoint] = 1;
+      updates.emplace_back(k, nv);
+    });
+    for (auto& [k, v] : updates) s_->vips.insert(k, v);
   }
 
   void neighbours() {
@@ -281,6 +391,8 @@ class Compiler {
   std::vector<ConfigError>* errors_;
   std::unique_ptr<dp::Snapshot> s_;
   std::unordered_map<std::string, uint32_t> node_by_name_;
+  std::unordered_map<std::string, uint32_t> service_by_key_;  // "ns/hostname" -> ServiceIdx
+  std::vector<uint32_t> service_first_endpoint_;              // ServiceIdx -> WorkloadIdx
   std::map<Fingerprint, std::shared_ptr<crypto::EspSa>> previous_sas_;
   uint32_t n_local_ = 0;
 };

@@ -16,7 +16,8 @@ namespace vanish::dp {
 
 inline constexpr uint16_t kBurstSize = 32;
 
-enum class FlowAction : uint8_t { kDrop = 0, kEncrypt, kHairpin };
+// kDeliver: an inbound flow allowed to its local destination.
+enum class FlowAction : uint8_t { kDrop = 0, kEncrypt, kHairpin, kDeliver };
 
 // Facts one stage learns about a packet and a later stage uses.
 struct PacketInfo {

@@ -11,7 +11,9 @@ namespace vanish::dp {
   X(kUnsupportedL2, "unsupported_l2", "ethertype is not IPv4, IPv6 or ARP")                       \
   X(kNotForUs, "not_for_us", "destination MAC or address is not this appliance")                  \
   X(kUnknownSource, "unknown_source", "source is not a workload hosted on this node")             \
-  X(kNoRoute, "no_route", "destination is not a known workload")                                  \
+  X(kNoRoute, "no_route", "destination is not a known workload or service VIP:port")             \
+  X(kNoEndpoint, "no_endpoint", "service VIP:port has no healthy endpoint of the client's family") \
+  X(kAuthzDenied, "authz_denied", "an authorization policy denies the flow at its destination")  \
   X(kNoSa, "no_sa", "no valid outbound SA to the destination node (fail closed)")                 \
   X(kTtlExpired, "ttl_expired", "TTL/hop limit reached zero (ICMP time exceeded sent)")           \
   X(kMtuExceeded, "mtu_exceeded", "too big for the fabric MTU (ICMP too-big sent)")               \

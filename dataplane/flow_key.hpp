@@ -10,18 +10,39 @@
 
 namespace vanish::dp {
 
+// Which table a key belongs to. Every key of a worker's flow table carries one.
+enum FlowZone : uint8_t {
+  kZoneOutbound = 0,    // a packet from the local port, as received (before DNAT)
+  kZoneInbound = 1,     // a decrypted packet from the fabric, as received (before reverse NAT)
+  kZoneReplyIndex = 2,  // the reply tuple of a DNATed outbound flow -> that flow (conntrack.hpp)
+};
+
 struct alignas(8) FlowKey {
   uint8_t src[16];
   uint8_t dst[16];
-  uint16_t sport;  // network order; ICMP echo: identifier; others: 0
-  uint16_t dport;  // network order; ICMP: type<<8|code for echo only
+  uint16_t sport;  // network order; ICMP echo: identifier; other ICMP: 0
+  uint16_t dport;  // network order; ICMP: 0
   uint8_t proto;
-  uint8_t zone;  // 0 = outbound (local port), 1 = inbound (fabric)
+  uint8_t zone;  // FlowZone
   uint8_t pad[2];
 
   IpAddr src_ip() const { return IpAddr::v6(src); }
   IpAddr dst_ip() const { return IpAddr::v6(dst); }
 };
 static_assert(sizeof(FlowKey) == 40);
+
+// The key of the packets flowing the other way: addresses swapped, and ports swapped for
+// TCP/UDP. ICMP keys carry the echo identifier in sport for both directions (see parse_ip), so
+// only the addresses swap.
+inline FlowKey reverse_key(const FlowKey& k) {
+  FlowKey r = k;
+  std::memcpy(r.src, k.dst, 16);
+  std::memcpy(r.dst, k.src, 16);
+  if (k.proto != 1 && k.proto != 58) {
+    r.sport = k.dport;
+    r.dport = k.sport;
+  }
+  return r;
+}
 
 }  // namespace vanish::dp

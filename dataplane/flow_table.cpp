@@ -4,7 +4,8 @@
 
 namespace vanish::dp {
 
-FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id) {
+FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id,
+                     rte_rcu_qsbr* readers) {
   rte_hash_parameters p{};
   p.name = name.c_str();
   p.entries = capacity < 64 ? 64 : capacity;
@@ -12,9 +13,23 @@ FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id) 
   p.hash_func = rte_hash_crc;
   p.hash_func_init_val = kHashInit;
   p.socket_id = socket_id;
-  p.extra_flag = 0;  // single writer (the owning worker)
+  // Single writer (the owning worker); lock-free readers when other workers look in.
+  p.extra_flag = readers ? RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF : 0;
   hash_ = rte_hash_create(&p);
   if (!hash_) return;
+  if (readers) {
+    rte_hash_rcu_config rc{};
+    rc.v = readers;
+    rc.mode = RTE_HASH_QSBR_MODE_DQ;  // deleted positions wait in a defer queue
+    rc.dq_size = p.entries;
+    rc.trigger_reclaim_limit = 64;
+    rc.max_reclaim_size = 128;
+    if (rte_hash_rcu_qsbr_add(hash_, &rc) != 0) {
+      rte_hash_free(hash_);
+      hash_ = nullptr;
+      return;
+    }
+  }
   capacity_ = p.entries;
   int32_t max_id = rte_hash_max_key_id(hash_);
   entries_.reset(new FlowEntry[size_t(max_id) + 1]());
@@ -37,10 +52,14 @@ unsigned FlowTable::age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget) {
       break;
     }
     const FlowEntry& e = entries_[pos];
-    if (!e.is_static && now_tsc - e.last_tsc > idle_tsc) {
-      FlowKey k = *static_cast<const FlowKey*>(key);
+    const FlowKey& k0 = *static_cast<const FlowKey*>(key);
+    if (k0.zone != kZoneReplyIndex && !e.is_static && now_tsc - e.last_tsc > idle_tsc) {
+      FlowKey k = k0;
+      bool companion = k.zone == kZoneOutbound && e.nat == NatKind::kDnat;
+      FlowKey ri = companion ? reply_index_key(k, e) : FlowKey{};
       // Deleting during iteration is safe for rte_hash: the cursor indexes buckets/slots.
       if (erase(k)) removed++;
+      if (companion) erase(ri);
     }
   }
   return removed;

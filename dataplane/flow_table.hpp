@@ -7,12 +7,18 @@
 // slot; every delete clears the slot that names the deleted position, so a slot never names a
 // position whose key differs from the slot's key.
 //
-// Contract: only the owning worker calls lookup_bulk/insert/age; the entry memory is never freed
-// while the worker runs. An entry made under an older config generation must be re-classified by
-// the caller before use (generation != snapshot generation).
+// Contract: only the owning worker calls lookup_bulk/lookup/insert/erase/age; the entry memory is
+// never freed while the worker runs. An entry made under an older config generation must be
+// re-classified by the caller before use (generation != snapshot generation).
+// Shared readers (conntrack.hpp): when built with an RCU variable, the table runs rte_hash's
+// lock-free reader/writer mode and other workers may call lookup_shared() and read entry()
+// concurrently with the owner. A deleted position is reused only after every registered reader
+// passed a quiescent state (rte_hash's RCU defer queue), so a reader that found a key reads that
+// key's entry. Readers must not keep a position across their own quiescent state.
 #pragma once
 
 #include <rte_hash.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_hash_crc.h>
 #if defined(__SSE4_2__)
 #include <nmmintrin.h>
@@ -27,6 +33,13 @@
 
 namespace vanish::dp {
 
+// Per-flow address/port rewrite.
+enum class NatKind : uint8_t {
+  kNone = 0,
+  kDnat,    // outbound to a service VIP: destination -> endpoint (nat_addr:nat_port)
+  kUnDnat,  // reply from that endpoint: source -> the VIP (nat_addr:nat_port)
+};
+
 struct FlowEntry {
   uint64_t generation;  // snapshot generation the decision was made under
   uint64_t packets, bytes;
@@ -37,16 +50,25 @@ struct FlowEntry {
   FlowAction action;
   uint8_t drop_reason;  // when action == kDrop
   uint8_t is_static;    // pinned by an operator: never aged
-  uint8_t pad;
+  uint8_t is_reply;     // a reply to a flow a local workload opened (no authorization needed)
   uint16_t entropy;     // inner (Geneve) UDP source port: hash of the 5-tuple, made once
-  uint16_t pad2;
+  NatKind nat;          // per-packet rewrite (nat.hpp)
+  uint8_t pad2;
+  IpAddr nat_addr;    // kDnat: new destination; kUnDnat: new source (the VIP)
+  uint16_t nat_port;  // network order; the new destination / source port
+  uint16_t pad3;
+  uint32_t service;       // ServiceIdx when the flow went to a VIP, else kInvalidIdx
+  uint32_t policy;        // authz PolicyId that decided (kDenyMatched / kAllowMatched), else ~0
+  uint32_t authz_reason;  // authz::Reason + 1 when authorization ran, else 0
 };
 static_assert(sizeof(FlowEntry) <= 128, "DESIGN.md budget: a flow entry <= 128 bytes");
 
 class FlowTable {
  public:
-  // name must be unique per process (rte_hash names are global).
-  FlowTable(const std::string& name, uint32_t capacity, int socket_id);
+  // name must be unique per process (rte_hash names are global). readers: the QSBR variable of
+  // every thread that may call lookup_shared() (null: owner-only table).
+  FlowTable(const std::string& name, uint32_t capacity, int socket_id,
+            rte_rcu_qsbr* readers = nullptr);
   ~FlowTable();
   FlowTable(const FlowTable&) = delete;
   FlowTable& operator=(const FlowTable&) = delete;
@@ -111,6 +133,11 @@ class FlowTable {
     fill(key, h, pos);
     return pos;
   }
+  // Any thread registered with the table's RCU variable (see the contract). No cache.
+  int32_t lookup_shared(const FlowKey& key) const {
+    int32_t pos = rte_hash_lookup_with_hash(hash_, &key, hash(key));
+    return pos < 0 ? -1 : pos;
+  }
   // Returns the new entry index, or -1 if the table is full.
   int32_t insert(const FlowKey& key) {
     uint32_t h = hash(key);
@@ -119,6 +146,18 @@ class FlowTable {
     fill(key, h, pos);
     return pos;
   }
+  // The reply-index key of a DNATed outbound flow: the tuple its endpoint's replies carry
+  // (endpoint -> client), zone kZoneReplyIndex.
+  static FlowKey reply_index_key(const FlowKey& k, const FlowEntry& e) {
+    FlowKey r = k;
+    std::memcpy(r.src, e.nat_addr.b.data(), 16);
+    std::memcpy(r.dst, k.src, 16);
+    r.sport = e.nat_port;
+    r.dport = k.sport;
+    r.zone = kZoneReplyIndex;
+    return r;
+  }
+
   bool erase(const FlowKey& key) {
     uint32_t h = hash(key);
     int32_t pos = rte_hash_del_key_with_hash(hash_, &key, h);
@@ -126,11 +165,17 @@ class FlowTable {
     forget(h, pos);
     return true;
   }
-  FlowEntry& entry(int32_t idx) { return entries_[idx]; }
-  const FlowEntry& entry(int32_t idx) const { return entries_[idx]; }
+  FlowEntry& entry(int32_t idx) {
+    return entries_[idx];
+  }
+  const FlowEntry& entry(int32_t idx) const {
+    return entries_[idx];
+  }
 
   // Removes up to `budget` entries idle for longer than idle_tsc, scanning incrementally from where
-  // the previous call stopped. Returns the number removed.
+  // the previous call stopped. Returns the number removed. Reply-index keys (kZoneReplyIndex) are
+  // never aged on their own: they go with the DNAT flow they belong to (reply_index_key()).
+  // Static entries are never aged.
   unsigned age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget);
 
   // Visits every entry (control/diagnostics; not on the hot path).

@@ -3,12 +3,14 @@
 //   outbound (local port):  LocalIngress -> OutboundClassify -> TtlDecrement
 //                             -> [kEncrypt] FabricMtu -> EspEncap -> fabric TX
 //                             -> [kHairpin] LocalDeliver -> local TX
-//   inbound (fabric port):  FabricIngress -> EspDecap -> LocalDeliver -> local TX
+//   inbound (fabric port):  FabricIngress -> EspDecap -> InboundAuthorize -> LocalDeliver
+//                             -> local TX
 //
 // Contract: after outbound()/inbound() every input packet is in ctx.to_local / ctx.to_fabric or
 // freed and counted; the caller flushes the TX buffers.
 #pragma once
 
+#include "dataplane/stage_authorize.hpp"
 #include "dataplane/stage_classify.hpp"
 #include "dataplane/stage_esp_decap.hpp"
 #include "dataplane/stage_esp_encap.hpp"
@@ -57,6 +59,8 @@ class Pipeline final {
     fabric_in_.process(ctx, b, from_handoff);
     if (!b.n) return;
     decap_.process(ctx, b);
+    if (!b.n) return;
+    authorize_.process(ctx, b);
     deliver_.process(ctx, b, false);
   }
 
@@ -73,6 +77,7 @@ class Pipeline final {
   EspEncap encap_;
   FabricIngress fabric_in_;
   EspDecap decap_;
+  InboundAuthorize authorize_;
   LocalDeliver deliver_;
   Burst hairpin_;
   FragBurst frags_;

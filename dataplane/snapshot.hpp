@@ -21,6 +21,10 @@
 #include "dataplane/flat_map.hpp"
 #include "dataplane/types.hpp"
 
+namespace vanish::authz {
+class Engine;
+}
+
 namespace vanish::dp {
 
 inline constexpr unsigned kMaxWorkers = 16;
@@ -41,6 +45,8 @@ struct WorkloadInfo {
   NodeIdx node;
   IdentityId identity;
   uint32_t neighbour_slot = kInvalidIdx;  // local workloads only: slot in NeighbourTable
+  uint32_t identity_index = kInvalidIdx;  // index in Snapshot::identities (= authz identity)
+  uint32_t waypoint = kInvalidIdx;        // WorkloadIdx of its waypoint (Workload.waypoint)
 };
 
 // Cold per-workload facts for vanishctl and logs.
@@ -63,6 +69,43 @@ struct PeerTx {
   bool outer_ipv6 = false;  // fabric family used to reach the peer
   crypto::EspSa* sa[kMaxWorkers] = {};
   uint16_t udp_sport[kMaxWorkers] = {};  // outer UDP source port per SA (receive-side RSS entropy)
+};
+
+// A service VIP and port (Istio Service.addresses x Service.ports). Key of Snapshot::vips.
+struct VipKey {
+  IpAddr addr;
+  uint16_t port = 0;  // service port, host order
+  uint16_t pad = 0;
+  friend bool operator==(const VipKey&, const VipKey&) = default;
+};
+struct VipKeyHash {
+  size_t operator()(const VipKey& k) const {
+    IpAddr a = k.addr;
+    a.b[0] ^= uint8_t(k.port >> 8);  // v4-mapped and ULA v6 VIPs rarely use byte 0/1 fully
+    a.b[1] ^= uint8_t(k.port);
+    return IpAddrHash{}(a);
+  }
+};
+
+// One endpoint of a VIP:port, in the VIP's address family. Endpoints of a VIP are contiguous in
+// Snapshot::endpoints; cum_weight is the running sum of capacities (weighted random choice).
+struct ServiceEndpoint {
+  IpAddr addr;           // the endpoint workload's address of the VIP's family
+  uint32_t workload;     // WorkloadIdx
+  uint32_t cum_weight;   // sum of the capacities of this and the earlier endpoints
+  uint16_t target_port;  // host order
+};
+
+// What a VIP:port resolves to. n_endpoints == 0 (no healthy endpoint of the family): drop.
+struct VipEntry {
+  uint32_t service;  // ServiceIdx (config order)
+  uint32_t first_endpoint = 0, n_endpoints = 0;
+  uint32_t total_weight = 0;
+  uint32_t waypoint = kInvalidIdx;  // WorkloadIdx of the service's waypoint, if it names one
+};
+
+struct ServiceMeta {
+  std::string name, ns, hostname;
 };
 
 struct InboundSa {
@@ -119,10 +162,34 @@ struct Snapshot {
   std::vector<PeerTx> peer_tx;  // indexed by NodeIdx (self and unreachable: reachable=false)
   FlatMap<uint32_t, InboundSa, IntHash> sa_in;  // SPI -> inbound SA
 
+  // Services: VIP:port -> endpoints (the VIP's family only; unhealthy/zero-capacity excluded).
+  FlatMap<VipKey, VipEntry, VipKeyHash> vips;
+  std::vector<ServiceEndpoint> endpoints;
+  std::vector<ServiceMeta> service_meta;  // indexed by ServiceIdx
+  // A workload that is some service's or workload's waypoint (WorkloadIdx -> true), so a
+  // receiving node can tell "delivered to the waypoint" from "not local" (see EspDecap).
+  std::vector<uint8_t> is_waypoint;
+
+  // Authorization (ztunnel semantics), evaluated once per new flow at the destination node.
+  // Its workload indices are WorkloadIdx and its identity indices index `identities`.
+  std::shared_ptr<const authz::Engine> authz;
+
   std::shared_ptr<NeighbourTable> neighbours;
   std::vector<std::shared_ptr<crypto::EspSa>> sa_owner;  // keeps every SA above alive
 
   const NodeInfo& self_node() const { return nodes[self.value]; }
+  // The service VIP:port entry for a TCP/UDP destination (port in network order), or null.
+  const VipEntry* vip(const IpAddr& dst, uint16_t dport_be, uint8_t proto) const {
+    if (proto != 6 && proto != 17) return nullptr;
+    return vips.find(VipKey{dst, uint16_t((dport_be >> 8) | (dport_be << 8)), 0});
+  }
+  // The waypoint (WorkloadIdx) traffic to this destination is steered to: the VIP's service's
+  // waypoint, else the destination workload's; kInvalidIdx when none.
+  uint32_t waypoint_of(const IpAddr& dst, uint16_t dport_be, uint8_t proto) const {
+    if (const VipEntry* v = vip(dst, dport_be, proto)) return v->waypoint;
+    const uint32_t* w = workload_by_ip.find(dst);
+    return w ? workloads[*w].waypoint : kInvalidIdx;
+  }
   const WorkloadInfo* workload(const IpAddr& a) const {
     const uint32_t* i = workload_by_ip.find(a);
     return i ? &workloads[*i] : nullptr;

@@ -118,13 +118,19 @@ void EspDecap::process(WorkerCtx& ctx, Burst& b) {
       continue;
     }
     const uint32_t* dst = s.workload_by_ip.find(info.key.dst_ip());
-    if (!dst || !(s.workloads[*dst].node == s.self)) {
-      ctx.drop(m, DropReason::kNotLocal);
-      continue;
+    uint32_t dst_w = dst ? *dst : kInvalidIdx;
+    if (dst_w == kInvalidIdx || !(s.workloads[dst_w].node == s.self)) {
+      // Steered to a waypoint hosted here (original destination preserved by the sender)?
+      uint32_t wp = s.waypoint_of(info.key.dst_ip(), info.key.dport, info.key.proto);
+      if (wp == kInvalidIdx || !(s.workloads[wp].node == s.self)) {
+        ctx.drop(m, DropReason::kNotLocal);
+        continue;
+      }
+      dst_w = wp;
     }
     info.identity = identity;
     info.node = peer;
-    info.dst_workload = *dst;
+    info.dst_workload = dst_w;
     info.key.zone = 1;
     if (keep != i) {
       b.pkts[keep] = m;

@@ -3,7 +3,8 @@
 //   - the Geneve header carries the vanish identity option (unknown critical options: drop);
 //   - the inner source address is a workload hosted by the node the SA belongs to, and its
 //     identity is the one in the option (an appliance cannot speak for workloads it does not host);
-//   - the inner destination is a workload hosted here.
+//   - the inner destination is a workload hosted here, or a destination (service VIP:port or
+//     workload) whose waypoint is hosted here (the waypoint receives it unchanged).
 // Contract: kept packets start at the inner IP header (data offset 0, trimmed to its length) with
 // info describing it; every other packet is freed and counted under its reason.
 #pragma once

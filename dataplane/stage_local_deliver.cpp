@@ -17,7 +17,15 @@ void LocalDeliver::process(WorkerCtx& ctx, Burst& b, bool hairpin) {
       uint64_t& last = ctx.solicit_tsc[w.neighbour_slot];
       if (last == 0 || ctx.now - last > ctx.tsc_hz / 10) {
         last = ctx.now ? ctx.now : 1;
-        solicit_neighbour(ctx, info.key.dst_ip());
+        // The workload's own address of the packet's family: the packet's destination may be a
+        // service VIP (DNAT rewrote the header, not the key) or a destination behind a waypoint.
+        IpAddr target = info.key.dst_ip();
+        for (const IpAddr& a : s.workload_meta[info.dst_workload].addresses)
+          if (a.is_v4() != bool(info.is_v6)) {
+            target = a;
+            break;
+          }
+        solicit_neighbour(ctx, target);
       }
       ctx.drop(m, DropReason::kNeighbourMiss);
       continue;

@@ -1,7 +1,8 @@
 // vanishd: the appliance.
 //   vanishd [EAL args] -- --config PATH [--local-port N] [--fabric-port N] [--exit-when-idle] ...
-// The main lcore runs the control thread (config, publishing, stats, shutdown); every other lcore
-// of -l is a worker (shared nothing). Ports come from EAL (--vdev or PCI).
+// The main lcore runs the control thread (config, live reloads, the control socket, publishing,
+// stats, shutdown); every other lcore of -l is a worker (shared nothing). Ports come from EAL
+// (--vdev or PCI).
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -19,6 +20,7 @@
 
 #include "ctl/compile.hpp"
 #include "ctl/config_loader.hpp"
+#include "ctl/live_config.hpp"
 #include "ctl/model.hpp"
 #include "ctl/validate.hpp"
 #include "dataplane/ports.hpp"
@@ -45,6 +47,8 @@ struct Options {
   uint32_t mbufs = 0, flows = 0;
   unsigned max_idle_sleep_us = 200;
   bool quiet = false;
+  std::string ctl_socket;  // empty: /run/vanish/<node>.sock
+  bool no_watch = false;
 };
 
 int worker_main(void* arg) {
@@ -85,6 +89,10 @@ int main(int argc, char** argv) {
   app.add_option("--flows", o.flows, "flow table entries per worker (overrides config)");
   app.add_option("--max-idle-sleep-us", o.max_idle_sleep_us, "longest idle back-off sleep (us)");
   app.add_flag("-q,--quiet", o.quiet, "no start-up summary");
+  app.add_option("--ctl-socket", o.ctl_socket,
+                 "control socket for vanishctl (default /run/vanish/<node>.sock; \"none\": off)");
+  app.add_flag("--no-watch", o.no_watch,
+               "do not reload the config when the file or one of its includes changes");
   // argv[0] is the last EAL-consumed arg; CLI11 expects a program name there.
   std::vector<std::string> args;
   for (int i = argc - 1; i >= 1; i--) args.emplace_back(argv[i]);
@@ -97,8 +105,8 @@ int main(int argc, char** argv) {
   }
 
   config::Config cfg;
-  std::vector<std::string> load_errors;
-  if (!ctl::load_config(o.config, &cfg, &load_errors)) {
+  std::vector<std::string> load_errors, config_files;
+  if (!ctl::load_config(o.config, &cfg, &load_errors, &config_files)) {
     for (auto& e : load_errors) std::fprintf(stderr, "vanishd: config: %s\n", e.c_str());
     rte_eal_cleanup();
     return 2;
@@ -112,7 +120,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<ctl::ConfigError> cerrs;
-  auto snap = ctl::compile_snapshot(cfg, ctl::CompileOptions{n_workers, 1}, nullptr, &cerrs);
+  // Live reloads compile with the same options (and generation + 1).
+  const ctl::CompileOptions compile_opts{n_workers, 1};
+  auto snap = ctl::compile_snapshot(cfg, compile_opts, nullptr, &cerrs);
   if (!snap) {
     for (auto& e : cerrs) std::fprintf(stderr, "vanishd: config rejected: %s\n", e.str().c_str());
     rte_eal_cleanup();
@@ -220,11 +230,45 @@ int main(int argc, char** argv) {
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);  // a control client that goes away is not fatal
+
+  // Live config: file watch + control socket. A default socket path that cannot be used (not
+  // root, another vanishd of the same node) only disables the socket; an explicit one is fatal.
+  ctl::LiveConfigOptions lo;
+  lo.config_path = o.config;
+  lo.compile = compile_opts;
+  lo.ports_from_cli = o.local_port >= 0 || o.fabric_port >= 0;
+  lo.watch = !o.no_watch;
+  if (o.ctl_socket != "none")
+    lo.socket.path = o.ctl_socket.empty() ? ctl::default_ctl_socket(node) : o.ctl_socket;
+  auto live = std::make_unique<ctl::LiveConfig>(
+      lo, cfg, config_files, [&pub] { return pub.current(); },
+      [&pub](std::unique_ptr<dp::Snapshot> s) { pub.publish(std::move(s)); },
+      [](bool error, const std::string& line) {
+        std::FILE* f = error ? stderr : stdout;
+        std::fprintf(f, "%s\n", line.c_str());
+        std::fflush(f);
+      });
+  {
+    std::string serr;
+    if (!live->open_socket(&serr)) {
+      std::fprintf(stderr, "vanishd: control socket: %s%s\n", serr.c_str(),
+                   o.ctl_socket.empty() ? " (running without one; --ctl-socket PATH)" : "");
+      if (!o.ctl_socket.empty()) g_signal.store(true);
+    } else if (!lo.socket.path.empty() && !o.quiet) {
+      std::printf("  control socket %s%s\n", lo.socket.path.c_str(),
+                  lo.watch ? ", config file watched" : "");
+      std::fflush(stdout);
+    }
+  }
+  int rc = g_signal.load() ? 2 : 0;
   const uint64_t hz = rte_get_tsc_hz();
   uint64_t last_stats = rte_rdtsc();
-  // Control thread: watches for shutdown and idleness; never touches packets.
+  // Control thread: live config (file watch, control socket), shutdown and idleness; never
+  // touches packets.
   while (!g_signal.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    live->poll();
     uint64_t now = rte_rdtsc();
     if (o.stats_interval_s && now - last_stats > o.stats_interval_s * hz) {
       last_stats = now;
@@ -260,9 +304,10 @@ int main(int argc, char** argv) {
   dp::stop_port(local_port);
   dp::stop_port(fabric_port);
   workers.clear();
+  live.reset();       // closes and unlinks the control socket
   pub_owner.reset();  // frees the last snapshot and the RCU state before EAL memory goes
   for (auto* r : rings) rte_ring_free(r);
   rte_mempool_free(pool);
   rte_eal_cleanup();
-  return 0;
+  return rc;
 }

@@ -43,7 +43,12 @@ struct WorkerCtx {
   TxBuffer to_local, to_fabric;
   rte_ring* const* handoff = nullptr;  // handoff[w]: ring into worker w (multi-producer)
   unsigned n_handoff = 0;
-  uint64_t now = 0;  // TSC at the start of the current burst
+  // Every worker's flow table (index = worker id), for reply detection across workers
+  // (conntrack.hpp); null in single-table harnesses (then only `flows` is searched).
+  FlowTable* const* all_flows = nullptr;
+  unsigned n_all_flows = 0;
+  uint64_t rng = 0x9E3779B97F4A7C15ull;  // xorshift64 state: service endpoint choice
+  uint64_t now = 0;                      // TSC at the start of the current burst
   uint64_t tsc_hz = 0;
   std::vector<FabricTemplate> tmpl;   // indexed by NodeIdx; rebuilt when the snapshot changes
   std::vector<uint64_t> solicit_tsc;  // per neighbour slot: last ARP/NS sent (rate limit)
@@ -65,6 +70,12 @@ struct WorkerCtx {
   void send_fabric(rte_mbuf* m) {
     if (to_fabric.full()) return drop(m, DropReason::kTxFull);
     to_fabric.pkts[to_fabric.n++] = m;
+  }
+  uint64_t random() {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
   }
   bool icmp_allowed() {
     if (tsc_hz == 0) return true;

@@ -70,9 +70,9 @@ TEST_F(DpTest, ArpFromLocalWorkloadWithNewMacChangesDeliveryMac) {
   EXPECT_EQ(a->ctr.neighbours_learned, 1u);
   EXPECT_EQ(a->neighbour(kSleep.v4), kNewMac);
   EXPECT_EQ(a->neighbour(kSleep.v6), kNewMac) << "one neighbour slot per workload";
-  // Hairpin curl-untrusted -> sleep now goes to the new MAC.
-  Bytes in = udp(ip_hdr(kCurl, kSleep, false), 1, 2, pattern(8));
-  o = a->outbound(local_frame(*a, kCurl.mac, in));
+  // Hairpin to sleep now goes to the new MAC (sleep -> sleep: no policy denies it).
+  Bytes in = udp(ip_hdr(kSleep, kSleep, false), 1, 2, pattern(8));
+  o = a->outbound(local_frame(*a, kNewMac, in));
   ASSERT_EQ(o.local.size(), 1u);
   EXPECT_EQ(o.local[0], eth_ip(kNewMac, kALocalMac, dec_ttl(in)));
   // And so does traffic from the fabric.

@@ -710,8 +710,10 @@ TEST_F(DpTest, FullTxBufferDropsAndCounts) {
 TEST_F(DpTest, HairpinStaysOnTheLocalPort) {
   for (bool v6 : {false, true}) {
     SCOPED_TRACE(v6 ? "v6" : "v4");
+    // sleep opens a connection to curl-untrusted (no policy protects namespace untrusted); the
+    // reply is recognised as one, although default/deny-untrusted denies untrusted -> default.
     Bytes in = tcp(ip_hdr(kSleep, kCurl, v6), 40000, 80);
-    Bytes back = icmp_echo(ip_hdr(kCurl, kSleep, v6), false, 7, 1);
+    Bytes back = tcp(ip_hdr(kCurl, kSleep, v6), 80, 40000);
     Out o = a->outbound({local_frame(*a, kSleep.mac, in), local_frame(*a, kCurl.mac, back)});
     EXPECT_TRUE(o.fabric.empty()) << "never on the fabric";
     ASSERT_EQ(o.local.size(), 2u);
@@ -719,8 +721,22 @@ TEST_F(DpTest, HairpinStaysOnTheLocalPort) {
     EXPECT_EQ(o.local[1], eth_ip(kSleep.mac, kALocalMac, dec_ttl(back)));
   }
   EXPECT_EQ(a->ctr.hairpinned, 4u);
+  EXPECT_EQ(a->ctr.reply_flows, 2u);
   EXPECT_EQ(a->ctr.encrypted, 0u);
   EXPECT_EQ(a->drops(), "");
+}
+
+TEST_F(DpTest, HairpinIsAuthorizedAtThisNode) {
+  // curl-untrusted -> sleep opens a new connection: default/deny-untrusted applies here.
+  for (bool v6 : {false, true}) {
+    Bytes in = tcp(ip_hdr(kCurl, kSleep, v6), 41000, 8080);
+    Out o = a->outbound({local_frame(*a, kCurl.mac, in), local_frame(*a, kCurl.mac, in)});
+    EXPECT_TRUE(o.local.empty());
+    EXPECT_TRUE(o.fabric.empty());
+  }
+  EXPECT_EQ(a->drops(), "authz_denied=4");
+  EXPECT_EQ(a->ctr.authz_checks, 2u) << "once per flow, not per packet";
+  EXPECT_EQ(a->ctr.authz_denied_flows, 2u);
 }
 
 TEST_F(DpTest, HairpinTtl1IsTimeExceeded) {
