@@ -33,6 +33,8 @@ class SnapshotPublisher {
     rte_rcu_qsbr_thread_unregister(qsv_, w);
   }
   void quiescent(unsigned w) { rte_rcu_qsbr_quiescent(qsv_, w); }
+  // The workers' QSBR variable (also guards position reuse in the shared flow tables).
+  rte_rcu_qsbr* qsbr() const { return qsv_; }
   void offline(unsigned w) { rte_rcu_qsbr_thread_offline(qsv_, w); }
   void online(unsigned w) { rte_rcu_qsbr_thread_online(qsv_, w); }
 

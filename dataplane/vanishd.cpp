@@ -220,6 +220,9 @@ int main(int argc, char** argv) {
     }
     w++;
   }
+  std::vector<dp::FlowTable*> flow_tables;  // every worker reads all of them (conntrack.hpp)
+  for (auto& wk : workers) flow_tables.push_back(wk->flow_table());
+  for (auto& wk : workers) wk->set_flow_tables(flow_tables.data(), unsigned(flow_tables.size()));
   launch.reserve(workers.size());
   w = 0;
   RTE_LCORE_FOREACH_WORKER(lcore) {

@@ -1,6 +1,7 @@
 #include "dataplane/worker.hpp"
 
 #include <rte_ethdev.h>
+#include <rte_random.h>
 
 #include <ctime>
 
@@ -11,8 +12,9 @@ namespace vanish::dp {
 Worker::Worker(const WorkerConfig& cfg, SnapshotPublisher* pub, rte_ring* const* handoff,
                unsigned n_workers)
     : cfg_(cfg), pub_(pub) {
+  // Other workers read this table (conntrack.hpp): lock-free readers guarded by the workers' RCU.
   flows_ = std::make_unique<FlowTable>("vanish_flows_" + std::to_string(cfg.id), cfg.flow_capacity,
-                                       cfg.socket_id);
+                                       cfg.socket_id, pub->qsbr());
   ctx_.id = cfg.id;
   ctx_.flows = flows_.get();
   ctx_.ctr = &ctr_;
@@ -20,6 +22,7 @@ Worker::Worker(const WorkerConfig& cfg, SnapshotPublisher* pub, rte_ring* const*
   ctx_.handoff = handoff;
   ctx_.n_handoff = n_workers;
   ctx_.tsc_hz = rte_get_tsc_hz();
+  ctx_.rng = rte_rand() | 1;  // xorshift state must not be 0
 }
 
 Worker::~Worker() = default;

@@ -41,6 +41,13 @@ class Worker {
   uint64_t last_rx_tsc() const { return last_rx_.load(std::memory_order_relaxed); }
   bool running() const { return running_.load(std::memory_order_relaxed); }
   const FlowTable& flows() const { return *flows_; }
+  FlowTable* flow_table() { return flows_.get(); }
+  // Every worker's flow table (index = worker id) for reply detection across workers; call
+  // before run(); `all` must outlive the worker's run.
+  void set_flow_tables(FlowTable* const* all, unsigned n) {
+    ctx_.all_flows = all;
+    ctx_.n_all_flows = n;
+  }
 
  private:
   void flush();
