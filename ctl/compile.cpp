@@ -262,6 +262,7 @@ class Compiler {
       updates.emplace_back(k, nv);
     });
     for (auto& [k, v] : updates) s_->vips.insert(k, v);
+    for (uint8_t w : s_->is_waypoint) s_->has_waypoints = s_->has_waypoints || w;
   }
 
   void neighbours() {

@@ -169,6 +169,7 @@ struct Snapshot {
   // A workload that is some service's or workload's waypoint (WorkloadIdx -> true), so a
   // receiving node can tell "delivered to the waypoint" from "not local" (see EspDecap).
   std::vector<uint8_t> is_waypoint;
+  bool has_waypoints = false;  // any workload or service names one (skips the inbound check)
 
   // Authorization (ztunnel semantics), evaluated once per new flow at the destination node.
   // Its workload indices are WorkloadIdx and its identity indices index `identities`.

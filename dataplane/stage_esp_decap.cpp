@@ -117,16 +117,21 @@ void EspDecap::process(WorkerCtx& ctx, Burst& b) {
       ctx.drop(m, DropReason::kIdentitySpoof);
       continue;
     }
-    const uint32_t* dst = s.workload_by_ip.find(info.key.dst_ip());
-    uint32_t dst_w = dst ? *dst : kInvalidIdx;
-    if (dst_w == kInvalidIdx || !(s.workloads[dst_w].node == s.self)) {
-      // Steered to a waypoint hosted here (original destination preserved by the sender)?
+    // The receiving workload: the destination's waypoint when it names one (the sender steered
+    // the packet there, original destination preserved; the waypoint's own traffic goes
+    // direct), else the destination workload. Either must be hosted here.
+    uint32_t dst_w = kInvalidIdx;
+    if (s.has_waypoints) {
       uint32_t wp = s.waypoint_of(info.key.dst_ip(), info.key.dport, info.key.proto);
-      if (wp == kInvalidIdx || !(s.workloads[wp].node == s.self)) {
-        ctx.drop(m, DropReason::kNotLocal);
-        continue;
-      }
-      dst_w = wp;
+      if (wp != kInvalidIdx && wp != *src) dst_w = wp;
+    }
+    if (dst_w == kInvalidIdx) {
+      const uint32_t* dst = s.workload_by_ip.find(info.key.dst_ip());
+      if (dst) dst_w = *dst;
+    }
+    if (dst_w == kInvalidIdx || !(s.workloads[dst_w].node == s.self)) {
+      ctx.drop(m, DropReason::kNotLocal);
+      continue;
     }
     info.identity = identity;
     info.node = peer;
