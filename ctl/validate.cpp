@@ -393,6 +393,68 @@ class Validator {
               "must be 4 or 16 octets, got " + std::to_string(s.addresses(k).address().size()));
       }
       for (int p = 0; p < s.ports_size(); p++) port(res, idx("ports", p), s.ports(p));
+      if (s.addresses_size() == 0) err(res, "addresses", "a service needs at least one VIP");
+      if (s.ports_size() == 0) err(res, "ports", "a service needs at least one port");
+      for (int k = 0; k < s.addresses_size(); k++) {
+        IpAddr a;
+        if (!IpAddr::from_bytes(s.addresses(k).address(), &a)) continue;
+        std::string field = idx("addresses", k) + ".address";
+        auto w = workload_by_addr_.find(a);
+        if (w != workload_by_addr_.end())
+          err(res, field,
+              a.str() + " is also an address of workloads[" + std::to_string(w->second) + "]");
+        for (const auto& pt : s.ports()) {
+          auto [it, fresh] = vip_owner_.emplace(std::make_pair(a, pt.service_port()), i);
+          if (!fresh && it->second != i)
+            err(res, field,
+                a.str() + ":" + std::to_string(pt.service_port()) +
+                    " is also a VIP:port of services[" + std::to_string(it->second) + "]");
+        }
+      }
+      if (s.has_waypoint()) waypoint(res, s.waypoint());
+    }
+    // Endpoints: every service key a workload names must exist, and every service needs one.
+    std::unordered_map<std::string, int> endpoints;
+    for (int i = 0; i < c_.workloads_size(); i++) {
+      const Workload& w = c_.workloads(i);
+      std::vector<std::string> keys;
+      for (const auto& [key, ports] : w.services()) keys.push_back(key);
+      std::sort(keys.begin(), keys.end());
+      for (const auto& key : keys) {
+        if (seen.count(key))
+          endpoints[key]++;
+        else
+          err(workload_resource(w, i), "services[" + quote(key) + "]",
+              "names no service (no services entry with namespace/hostname " + quote(key) + ")");
+      }
+      if (w.has_waypoint()) waypoint(workload_resource(w, i), w.waypoint());
+    }
+    for (int i = 0; i < c_.services_size(); i++) {
+      const istio::workload::Service& s = c_.services(i);
+      if (s.hostname().empty() || s.namespace_().empty()) continue;
+      std::string key = s.namespace_() + "/" + s.hostname();
+      if (!endpoints.count(key))
+        err("service " + key, "endpoints",
+            "no workload names this service in its services map (a service needs endpoints)");
+    }
+  }
+
+  // A waypoint reference names a workload address or a service (namespace/hostname).
+  void waypoint(const std::string& res, const istio::workload::GatewayAddress& g) {
+    if (g.has_address()) {
+      IpAddr a;
+      if (!IpAddr::from_bytes(g.address().address(), &a))
+        err(res, "waypoint.address.address", "must be 4 or 16 octets");
+      else if (!workload_by_addr_.count(a))
+        err(res, "waypoint.address.address", a.str() + " is no workload's address");
+    } else if (g.has_hostname()) {
+      std::string key = g.hostname().namespace_() + "/" + g.hostname().hostname();
+      bool found = false;
+      for (const auto& s : c_.services())
+        if (s.namespace_() + "/" + s.hostname() == key) found = true;
+      if (!found) err(res, "waypoint.hostname", quote(key) + " names no service");
+    } else {
+      err(res, "waypoint", "set address or hostname");
     }
   }
 
@@ -557,19 +619,21 @@ class Validator {
       if (a.name().empty()) err(res, "name", "required");
       if (a.namespace_().empty()) err(res, "namespace", "required");
       if (a.name().find('/') != std::string::npos)
-        err(res, "name", quote(a.name()) + " must not contain '/' (policies are named namespace/name)");
+        err(res, "name",
+            quote(a.name()) + " must not contain '/' (policies are named namespace/name)");
       if (a.namespace_().find('/') != std::string::npos)
         err(res, "namespace", quote(a.namespace_()) + " must not contain '/'");
       if (!a.name().empty()) {
         auto [it, fresh] = by_key.emplace(key, i);
         if (!fresh)
           err(res, "name",
-              "duplicate authorization policy (also authorizations[" +
-                  std::to_string(it->second) + "])");
+              "duplicate authorization policy (also authorizations[" + std::to_string(it->second) +
+                  "])");
       }
       if (!istio::security::Scope_IsValid(a.scope()))
-        err(res, "scope", "unknown scope " + std::to_string(a.scope()) +
-                              " (GLOBAL, NAMESPACE, WORKLOAD_SELECTOR)");
+        err(res, "scope",
+            "unknown scope " + std::to_string(a.scope()) +
+                " (GLOBAL, NAMESPACE, WORKLOAD_SELECTOR)");
       else if (a.scope() == istio::security::GLOBAL && a.namespace_() != root)
         err(res, "scope",
             "GLOBAL policies must be in the root namespace " + quote(root) + " (this one is in " +
@@ -580,8 +644,7 @@ class Validator {
         for (int cl = 0; cl < a.rules(r).clauses_size(); cl++) {
           const auto& clause = a.rules(r).clauses(cl);
           for (int m = 0; m < clause.matches_size(); m++)
-            policy_match(res,
-                         idx("rules", r) + "." + idx("clauses", cl) + "." + idx("matches", m),
+            policy_match(res, idx("rules", r) + "." + idx("clauses", cl) + "." + idx("matches", m),
                          clause.matches(m));
         }
     }
@@ -650,14 +713,16 @@ class Validator {
         if (v[k] < 1 || v[k] > 65535)
           err(res, at + "." + idx(field, k), std::to_string(v[k]) + " is outside 1..65535");
     };
-    auto sas = [&](const char* field,
-                   const google::protobuf::RepeatedPtrField<istio::security::ServiceAccountMatch>& v) {
-      for (int k = 0; k < v.size(); k++) {
-        if (v[k].namespace_().empty()) err(res, at + "." + idx(field, k) + ".namespace", "required");
-        if (v[k].service_account().empty())
-          err(res, at + "." + idx(field, k) + ".service_account", "required");
-      }
-    };
+    auto sas =
+        [&](const char* field,
+            const google::protobuf::RepeatedPtrField<istio::security::ServiceAccountMatch>& v) {
+          for (int k = 0; k < v.size(); k++) {
+            if (v[k].namespace_().empty())
+              err(res, at + "." + idx(field, k) + ".namespace", "required");
+            if (v[k].service_account().empty())
+              err(res, at + "." + idx(field, k) + ".service_account", "required");
+          }
+        };
     strings("namespaces", m.namespaces());
     strings("not_namespaces", m.not_namespaces());
     strings("principals", m.principals());
@@ -677,6 +742,12 @@ class Validator {
   std::vector<NodeFacts> facts_;
   std::unordered_map<std::string, int> node_by_name_;
   std::unordered_map<IpAddr, int, IpAddrHash> workload_by_addr_;
+  struct VipPortHash {
+    size_t operator()(const std::pair<IpAddr, uint32_t>& k) const {
+      return IpAddrHash{}(k.first) ^ (size_t(k.second) * 0x9E3779B97F4A7C15ull);
+    }
+  };
+  std::unordered_map<std::pair<IpAddr, uint32_t>, int, VipPortHash> vip_owner_;
   int self_ = -1;
 };
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "ctl/authz.hpp"
 #include "ctl/compile.hpp"
 #include "tests/unit/ctl/test_util.hpp"
 
@@ -357,6 +358,84 @@ TEST(Compile, LearnedNeighboursCarryForwardByAddress) {
   auto g4 = compile(c, 1, g3.get(), 4);
   ASSERT_TRUE(g4);
   EXPECT_EQ(g4->neighbours->size(), 2u);  // new + sleep
+}
+
+}  // namespace
+}  // namespace vanish::ctl
+
+namespace vanish::ctl {
+namespace {
+
+TEST(CompileServices, VipsEndpointsTargetPortsWeightsAndAuthz) {
+  config::Config c = test::load_example("node-a.textproto");
+  for (auto& w : *c.mutable_workloads()) {
+    if (w.name() == "httpbin-1") w.mutable_capacity()->set_value(3);
+    if (w.name() == "httpbin-2") {
+      // Its own target port for service port 80.
+      auto& pl = (*w.mutable_services())["default/httpbin.default.svc.cluster.local"];
+      pl.mutable_ports(0)->set_target_port(9090);
+    }
+  }
+  auto s = compile(c, 1);
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->authz) << "the engine is part of every snapshot";
+  EXPECT_EQ(s->authz->n_policies(), 2u);
+  EXPECT_EQ(s->service_meta.size(), 1u);
+  for (const char* v : {"10.96.0.20", "fd00:96::20"}) {
+    SCOPED_TRACE(v);
+    const dp::VipEntry* e = s->vips.find(dp::VipKey{ip(v), 80, 0});
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->service, 0u);
+    ASSERT_EQ(e->n_endpoints, 2u);
+    EXPECT_EQ(e->total_weight, 4u);
+    const dp::ServiceEndpoint& e1 = s->endpoints[e->first_endpoint];
+    const dp::ServiceEndpoint& e2 = s->endpoints[e->first_endpoint + 1];
+    bool v6 = std::string(v).find(':') != std::string::npos;
+    EXPECT_EQ(e1.addr, ip(v6 ? "fd00:10:2::20" : "10.2.0.20")) << "endpoint of the VIP's family";
+    EXPECT_EQ(e1.target_port, 8080);
+    EXPECT_EQ(e1.cum_weight, 3u);
+    EXPECT_EQ(e2.addr, ip(v6 ? "fd00:10:2::21" : "10.2.0.21"));
+    EXPECT_EQ(e2.target_port, 9090) << "the workload's own target port wins";
+    EXPECT_EQ(e2.cum_weight, 4u);
+    EXPECT_EQ(e->waypoint, kInvalidIdx);
+  }
+  EXPECT_FALSE(s->vips.find(dp::VipKey{ip("10.96.0.20"), 81, 0}));
+  EXPECT_FALSE(s->has_waypoints);
+  // Identity indices agree with the authz engine's.
+  for (size_t w = 0; w < s->workloads.size(); w++)
+    EXPECT_EQ(s->workloads[w].identity_index, s->authz->identity_of_workload(uint32_t(w)));
+}
+
+TEST(CompileServices, UnhealthyOrZeroCapacityEndpointsAreLeftOut) {
+  config::Config c = test::load_example("node-a.textproto");
+  for (auto& w : *c.mutable_workloads()) {
+    if (w.name() == "httpbin-1") w.set_status(istio::workload::UNHEALTHY);
+    if (w.name() == "httpbin-2") w.mutable_capacity()->set_value(0);
+  }
+  auto s = compile(c, 1);
+  ASSERT_TRUE(s);
+  const dp::VipEntry* e = s->vips.find(dp::VipKey{ip("10.96.0.20"), 80, 0});
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->n_endpoints, 0u);
+}
+
+TEST(CompileServices, WaypointsResolveByAddressOrService) {
+  config::Config c = test::load_example("node-a.textproto");
+  for (auto& w : *c.mutable_workloads())
+    if (w.name() == "postgres")
+      w.mutable_waypoint()->mutable_address()->set_address(raw_ip("10.2.0.21"));
+  auto* wp = c.mutable_services(0)->mutable_waypoint()->mutable_hostname();
+  wp->set_namespace_("default");
+  wp->set_hostname("httpbin.default.svc.cluster.local");  // its own endpoints: first = httpbin-1
+  auto s = compile(c, 1);
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->has_waypoints);
+  EXPECT_EQ(s->workloads[4].waypoint, 3u);  // postgres -> httpbin-2
+  const dp::VipEntry* e = s->vips.find(dp::VipKey{ip("10.96.0.20"), 80, 0});
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->waypoint, 2u);  // httpbin-1
+  EXPECT_EQ(s->waypoint_of(ip("10.2.0.30"), 0, 6), 3u);
+  EXPECT_EQ(s->waypoint_of(ip("10.96.0.20"), uint16_t(80 << 8), 6), 2u);
 }
 
 }  // namespace

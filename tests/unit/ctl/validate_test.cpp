@@ -480,3 +480,72 @@ TEST(Validate, Neighbours) {
 
 }  // namespace
 }  // namespace vanish::ctl
+
+namespace vanish::ctl {
+namespace {
+
+istio::workload::Service* httpbin_service(config::Config& c) {
+  for (auto& s : *c.mutable_services())
+    if (s.hostname() == "httpbin.default.svc.cluster.local") return &s;
+  ADD_FAILURE() << "no httpbin service";
+  return c.add_services();
+}
+
+TEST(ValidateServices, EndpointsVipsAndWaypoints) {
+  const std::string svc = "service default/httpbin.default.svc.cluster.local";
+  // A service nobody names has no endpoints.
+  expect_error(
+      [](config::Config& c) {
+        for (auto& w : *c.mutable_workloads()) w.mutable_services()->clear();
+      },
+      svc, "endpoints", "needs endpoints");
+  // A workload naming an unknown service.
+  expect_error(
+      [](config::Config& c) {
+        for (auto& w : *c.mutable_workloads())
+          if (w.name() == "postgres") (*w.mutable_services())["data/nope.svc"];
+      },
+      "workload data/postgres", "services[\"data/nope.svc\"]", "names no service");
+  // A VIP that is a workload's address, a VIP:port shared by two services, no VIP, no port.
+  expect_error(
+      [](config::Config& c) {
+        httpbin_service(c)->mutable_addresses(0)->set_address(raw_ip("10.2.0.30"));
+      },
+      svc, "addresses[0].address", "is also an address of workloads[4]");
+  expect_error(
+      [](config::Config& c) {
+        auto* s2 = c.add_services();
+        *s2 = *httpbin_service(c);
+        s2->set_hostname("other.default.svc.cluster.local");
+        for (auto& w : *c.mutable_workloads())
+          if (w.name() == "postgres")
+            (*w.mutable_services())["default/other.default.svc.cluster.local"];
+      },
+      "service default/other.default.svc.cluster.local", "addresses[0].address",
+      "10.96.0.20:80 is also a VIP:port of services[0]");
+  expect_error([](config::Config& c) { httpbin_service(c)->clear_addresses(); }, svc, "addresses",
+               "at least one VIP");
+  expect_error([](config::Config& c) { httpbin_service(c)->clear_ports(); }, svc, "ports",
+               "at least one port");
+  // Waypoints must name a workload address or a service.
+  expect_error(
+      [](config::Config& c) {
+        httpbin_service(c)->mutable_waypoint()->mutable_hostname()->set_hostname("wp");
+      },
+      svc, "waypoint.hostname", "names no service");
+  expect_error(
+      [](config::Config& c) {
+        for (auto& w : *c.mutable_workloads())
+          if (w.name() == "postgres")
+            w.mutable_waypoint()->mutable_address()->set_address(raw_ip("10.9.9.9"));
+      },
+      "workload data/postgres", "waypoint.address.address", "is no workload's address");
+  expect_valid([](config::Config& c) {
+    for (auto& w : *c.mutable_workloads())
+      if (w.name() == "postgres")
+        w.mutable_waypoint()->mutable_address()->set_address(raw_ip("10.2.0.21"));
+  });
+}
+
+}  // namespace
+}  // namespace vanish::ctl
