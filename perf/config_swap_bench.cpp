@@ -388,7 +388,8 @@ struct Harness {
 struct Traffic {
   std::atomic<uint64_t> sent{0};
   std::atomic<bool> swaps_done{false};
-  uint64_t ring_full = 0, received = 0, not_esp = 0, local_out = 0;
+  std::atomic<uint64_t> ring_full{0};  // written by the generator only
+  uint64_t received = 0, not_esp = 0, local_out = 0;
 };
 
 // Dequeues what the worker sent on both ports; counts and frees it.
@@ -413,7 +414,7 @@ void drain(const Harness& h, Traffic& t) {
 struct SwapRecord {
   char variant = 'a';
   double compile_ms = 0, publish_ms = 0;
-  uint64_t sent_during = 0, drops_during = 0;
+  uint64_t sent_during = 0, drops_during = 0, ring_full_during = 0;
   bool ok = false;
 };
 
@@ -658,7 +659,7 @@ int main(int argc, char** argv) {
       SwapRecord& r = swaps[k];
       r.variant = k % 2 == 0 ? 'b' : 'a';
       const config::Config& cfg = r.variant == 'b' ? mesh.b : mesh.a;
-      uint64_t s0 = t.sent.load();
+      uint64_t s0 = t.sent.load(), f0 = t.ring_full.load();
       uint64_t d0 = worker->counters().total_drops();
       std::vector<ctl::ConfigError> errs;
       auto c0 = Clock::now();
@@ -674,6 +675,7 @@ int main(int argc, char** argv) {
       r.ok = true;
       r.sent_during = t.sent.load() - s0;
       r.drops_during = worker->counters().total_drops() - d0;
+      r.ring_full_during = t.ring_full.load() - f0;
       std::this_thread::sleep_for(std::chrono::milliseconds(o.gap_ms));
     }
     t.swaps_done.store(true);
@@ -717,7 +719,8 @@ int main(int argc, char** argv) {
     }
     unsigned q = rte_ring_enqueue_burst(h.local_rx, reinterpret_cast<void**>(burst), n, nullptr);
     if (q < n) {
-      t.ring_full += n - q;
+      t.ring_full.store(t.ring_full.load(std::memory_order_relaxed) + (n - q),
+                        std::memory_order_relaxed);
       rte_pktmbuf_free_bulk(burst + q, n - q);
     }
     sent += q;
@@ -785,24 +788,24 @@ int main(int argc, char** argv) {
       "\nswaps under traffic (%.0f pps offered, %u flows of which %u to VIPs, %u/%u allowed by "
       "policy at their destinations):\n",
       o.rate, unsigned(flows.size()), vip_flows, allowed, unsigned(flows.size()));
-  std::printf("%5s %7s %12s %12s %12s %12s\n", "swap", "variant", "compile ms", "publish ms",
-              "pkts during", "drops during");
+  std::printf("%5s %7s %12s %12s %12s %12s %12s\n", "swap", "variant", "compile ms", "publish ms",
+              "pkts during", "drops during", "ring full");
   for (size_t k = 0; k < swaps.size(); k++) {
     const SwapRecord& r = swaps[k];
     if (!r.ok) {
       std::printf("%5zu %7c %12.1f %12s\n", k + 1, r.variant, r.compile_ms, "FAILED");
       continue;
     }
-    std::printf("%5zu %7c %12.1f %12.3f %12llu %12llu\n", k + 1, r.variant, r.compile_ms,
-                r.publish_ms, (unsigned long long)r.sent_during,
-                (unsigned long long)r.drops_during);
+    std::printf("%5zu %7c %12.1f %12.3f %12llu %12llu %12llu\n", k + 1, r.variant, r.compile_ms,
+                r.publish_ms, (unsigned long long)r.sent_during, (unsigned long long)r.drops_during,
+                (unsigned long long)r.ring_full_during);
   }
   for (auto& e : swap_errors) std::printf("  swap error: %s\n", e.c_str());
   std::printf(
       "\npackets: sent %llu, received (ESP on fabric) %llu, ring full (not sent) %llu, "
       "in %.2f s\n",
-      (unsigned long long)sent, (unsigned long long)t.received, (unsigned long long)t.ring_full,
-      run_s);
+      (unsigned long long)sent, (unsigned long long)t.received,
+      (unsigned long long)t.ring_full.load(), run_s);
   std::printf(
       "worker: local_rx %llu, encrypted %llu, fabric_tx %llu, flows created %llu, "
       "reclassified %llu\n",
@@ -861,7 +864,7 @@ int main(int argc, char** argv) {
     j["sent"] = sent;
     j["sent_during_swaps"] = sent_in_swaps;
     j["received"] = t.received;
-    j["ring_full"] = t.ring_full;
+    j["ring_full"] = t.ring_full.load();
     j["drops"] = drops;
     j["harness_drops"] = harness_drops;
     j["not_esp"] = t.not_esp;
