@@ -20,7 +20,12 @@ Case 6 at node-b: a lying node-a (a config copy in which httpbin-2 10.2.0.21 is 
 node-a) sends packets with httpbin-2 as source; the honest node-b decrypts them and drops them
 as identity_spoof, and still delivers the honest packet of the same SA.
 
-Policy (cases 1, 2, 4, 5) is not enforced by the data plane yet and is not tested here.
+Policy and the service (cases 1, 2, 4, 5), per fabric family: node-a gets 40 new connections
+from sleep to the httpbin VIP (IPv4 and IPv6), and the denied cases (curl-untrusted -> VIP:80,
+sleep -> postgres:22, curl-untrusted -> postgres:5432); node-b delivers exactly the VIP
+connections, each DNATed to httpbin-1 or httpbin-2:8080 with valid checksums (both endpoints
+used), and drops every denied one as authz_denied. (Replies translated back from the VIP need
+both nodes alive at once: tests/unit/dataplane/mesh_test.cpp and tests/e2e/netns_mesh.py.)
 """
 
 from __future__ import annotations
@@ -251,6 +256,54 @@ def run_fabric(env: Env, c: Checker, v6: bool) -> None:
     c.frames(bs.local_out[0], expected_delivery(honest, "node-b"), f"{fam}: node-b delivers only the honest packet")
 
 
+def run_policy(env: Env, c: Checker, v6: bool) -> None:
+    fam = "IPv6 fabric" if v6 else "IPv4 fabric"
+    suffix = "-v6fabric" if v6 else ""
+    cfg = {n: env.example(f"{n}{suffix}.textproto") for n in ("node-a", "node-b")}
+    sleep, curl, pg = W["sleep"], W["curl-untrusted"], W["postgres"]
+    hb = {W["httpbin-1"].addr(x): "httpbin-1" for x in (False, True)}
+    hb.update({W["httpbin-2"].addr(x): "httpbin-2" for x in (False, True)})
+    a_mac = NODE["node-a"]["local_mac"]
+    vip = {False: "10.96.0.20", True: "fd00:96::20"}
+    allowed, denied = [], []
+    for ov6 in (False, True):
+        for i in range(20):  # case 1: new connections to the VIP
+            allowed.append(eth(a_mac, sleep.mac, tcp(sleep.addr(ov6), vip[ov6], 41000 + i, 80, "S", 7)))
+        denied.append(eth(a_mac, curl.mac, tcp(curl.addr(ov6), vip[ov6], 42000, 80, "S", 7)))    # case 2
+        denied.append(eth(a_mac, sleep.mac, tcp(sleep.addr(ov6), pg.addr(ov6), 42001, 22, "S", 7)))  # 4
+        denied.append(eth(a_mac, curl.mac, tcp(curl.addr(ov6), pg.addr(ov6), 42002, 5432, "S", 7)))  # 5
+    frames = []
+    for i in range(max(len(allowed), len(denied))):
+        frames += allowed[i:i + 1] + denied[i:i + 1]
+    a = env.run_vanishd(f"pa{suffix}", cfg["node-a"], [frames], [[]])
+    b = env.run_vanishd(f"pb{suffix}", cfg["node-b"], [[]], [a.fabric_out[0]])
+    print(f"# {fam}: service VIP and authorization (cases 1, 2, 4, 5)")
+    check_counters(c, a, {"encrypted": len(frames), "service_flows": 42}, {},
+                   f"{fam}: node-a forwards everything (node-b decides)")
+    check_counters(c, b, {"decrypted": len(frames), "delivered": len(allowed), "authz_checks": len(frames),
+                          "authz_denied_flows": len(denied)}, {"authz_denied": len(denied)},
+                   f"{fam}: node-b delivers the VIP connections, denies cases 2, 4, 5")
+    seen, bad = {}, []
+    for f in b.local_out[0]:
+        ip = f[14:]
+        is6 = ip[0] >> 4 == 6
+        h = 40 if is6 else 20
+        dst = str(ipaddress.ip_address(ip[24:40] if is6 else ip[16:20]))
+        dport = struct.unpack("!H", ip[h + 2:h + 4])[0]
+        name = hb.get(dst)
+        l4 = ip[h:]
+        pseudo = (ip[8:40] if is6 else ip[12:20]) + (struct.pack("!IxxxB", len(l4), 6) if is6 else
+                                                      struct.pack("!xBH", 6, len(l4)))
+        if name is None or dport != 8080 or csum(pseudo + l4) != 0 or (not is6 and csum(ip[:20]) != 0):
+            bad.append(f"{dst}:{dport}")
+        else:
+            seen[name] = seen.get(name, 0) + 1
+            if f[0:6] != mac_bytes(W[name].mac):
+                bad.append(f"{dst} to MAC {f[0:6].hex()}")
+    c.check(not bad and len(seen) == 2, f"{fam}: VIP connections DNATed to both endpoints :8080, checksums valid",
+            f"endpoints {seen}, bad {bad[:5]}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("vanishd")
@@ -265,6 +318,7 @@ def main(argv=None) -> int:
     try:
         for v6 in {"v4": [False], "v6": [True], "both": [False, True]}[a.fabric]:
             run_fabric(env, c, v6)
+            run_policy(env, c, v6)
     except Exception as e:  # a failed run is a failed test, with the evidence kept
         c.check(False, "runs completed", f"{type(e).__name__}: {e}")
     rc = c.done()
