@@ -2,6 +2,8 @@
 // sticky endpoint choice and reverse translation of replies; authorization at the destination
 // node, cached per flow; replies exempt; new config generations re-decide cached flows;
 // waypoint steering.
+#include <rte_rcu_qsbr.h>
+
 #include <map>
 #include <set>
 
@@ -155,6 +157,70 @@ TEST_F(DpTest, CapacityWeightsTheEndpointChoice) {
   // Expected 300 of 400 (3:1); 5 sigma of a binomial(400, 0.75) is ~43.
   EXPECT_GT(to1, 250u);
   EXPECT_LT(to1, 350u);
+}
+
+TEST_F(DpTest, RepliesAreTranslatedOnAnotherWorker) {
+  // sleep's connection to the VIP is made on worker 0 (a's table); the reply arrives on worker 1,
+  // whose own table knows nothing: it finds the flow in worker 0's table (conntrack.hpp).
+  Bytes syn = tcp(ip_hdr(kSleep.v4, kVip4), 31500, 80);
+  Out ao = a->outbound(local_frame(*a, kSleep.mac, syn));
+  Out bo = b->inbound(ao.fabric);
+  ASSERT_EQ(bo.local.size(), 1u);
+  IpAddr ep = ip_dst(l3_of(bo.local[0]));
+  const Workload& srv = ep == kHttpbin1.v4 ? kHttpbin1 : kHttpbin2;
+  Bytes synack = tcp(ip_hdr(ep, kSleep.v4), 8080, 31500, kTcpSyn | kTcpAck, 5000, 1001);
+  Out br = b->outbound(local_frame(*b, srv.mac, synack));
+  ASSERT_EQ(br.fabric.size(), 1u);
+  dp::FlowTable worker1("mesh_test_w1", 1024, 0);
+  ASSERT_TRUE(worker1.ok());
+  dp::FlowTable* tables[] = {a->flows.get(), &worker1};
+  a->ctx.flows = &worker1;
+  a->ctx.all_flows = tables;
+  a->ctx.n_all_flows = 2;
+  Out ar = a->inbound(br.fabric);
+  a->ctx.flows = a->flows.get();
+  a->ctx.all_flows = nullptr;
+  a->ctx.n_all_flows = 0;
+  ASSERT_EQ(ar.local.size(), 1u) << a->drops();
+  Bytes want = tcp(ip_hdr(kVip4, kSleep.v4), 80, 31500, kTcpSyn | kTcpAck, 5000, 1001);
+  EXPECT_EQ(l3_of(ar.local[0]), dec_ttl(want));
+  EXPECT_EQ(worker1.size(), 1u) << "worker 1 caches the reply flow in its own table";
+}
+
+TEST(FlowTableShared, RcuModeLooksUpFromReadersAndReusesPositionsAfterAGracePeriod) {
+  size_t sz = rte_rcu_qsbr_get_memsize(2);
+  std::vector<uint64_t> mem((sz + 7) / 8 + 8);
+  auto* v =
+      reinterpret_cast<rte_rcu_qsbr*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~63ull);
+  ASSERT_EQ(rte_rcu_qsbr_init(v, 2), 0);
+  ASSERT_EQ(rte_rcu_qsbr_thread_register(v, 0), 0);
+  rte_rcu_qsbr_thread_online(v, 0);
+  {
+    dp::FlowTable t("mesh_test_rcu", 64, 0, v);
+    ASSERT_TRUE(t.ok());
+    dp::FlowKey k{};
+    k.proto = 17;
+    std::vector<int32_t> pos;
+    for (uint8_t i = 0; i < 64; i++) {
+      k.src[15] = i;
+      int32_t p = t.insert(k);
+      ASSERT_GE(p, 0);
+      pos.push_back(p);
+      EXPECT_EQ(t.lookup_shared(k), p);
+    }
+    // Aging everything out defers the positions until the reader (thread 0) is quiescent.
+    for (auto& p : pos) t.entry(p).last_tsc = 0;
+    EXPECT_EQ(t.age(1000, 10, 1000), 64u);
+    k.src[15] = 3;
+    EXPECT_EQ(t.lookup_shared(k), -1);
+    k.src[15] = 100;
+    EXPECT_EQ(t.insert(k), -1) << "no position is reused while a reader may still hold it";
+    rte_rcu_qsbr_quiescent(v, 0);
+    k.src[15] = 200;
+    EXPECT_GE(t.insert(k), 0) << "freed positions come back after the grace period";
+  }
+  rte_rcu_qsbr_thread_offline(v, 0);
+  rte_rcu_qsbr_thread_unregister(v, 0);
 }
 
 // ---- cases 2-5: authorization at the destination --------------------------------------------
