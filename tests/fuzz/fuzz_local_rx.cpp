@@ -15,6 +15,9 @@ std::vector<std::vector<uint8_t>> fuzz_seeds() {
           v4_frame({10, 1, 0, 11}, 17, udp(53, 10)),
           v4_frame({10, 2, 0, 20}, 17, udp(8080, 1500), 64, 0),
           v4_frame({10, 2, 0, 20}, 17, udp(8080, 10), 1),
+          v4_frame({10, 96, 0, 20}, 6, tcp(80)),       // service VIP: DNAT
+          v4_frame({10, 96, 0, 20}, 17, udp(80, 16)),  // service VIP over UDP
+          v4_frame({10, 1, 0, 11}, 6, tcp(8080)),      // hairpin: authorized here
           v6_frame(0x20, 17, udp(8080, 40)),
           v6_frame(0x20, 58, icmp_echo(128)),
           v6_frame(0x20, 44, {17, 0, 0, 1, 0, 0, 0, 7, 0x30, 0x39, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4}),
