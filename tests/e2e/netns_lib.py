@@ -24,7 +24,9 @@ collide; leftovers of dead runs of this harness are removed at start):
   appliance's ports, so the fabric link carries only what vanishd sends.
 - vanishd runs inside its node namespace (`ip netns exec`) with EAL arguments from
   scripts/lib.sh (hugepages or --no-huge, a private --file-prefix, one worker), af_packet vdevs
-  (port 0 = local, port 1 = fabric), --ctl-socket, --stats-json (written at SIGTERM).
+  (port 0 = local, port 1 = fabric), --ctl-socket, --stats-json (written at SIGTERM). Memory:
+  VANISH_DPDK_MEM_MB defaults to 256 here (two instances); started one after the other, and
+  again with --no-huge if hugepages ran out.
 - An optional tcpdump on each end of the fabric veth records what each node receives.
 
 Clean-up runs on any exit of the `with` block (failure, KeyboardInterrupt; install_signal_handlers()
@@ -116,9 +118,9 @@ def install_signal_handlers() -> None:
         signal.signal(s, raise_kbi)
 
 
-def sh(cmd: Sequence[str], check: bool = True, timeout: float = 60, quiet: bool = False) \
+def sh(cmd: Sequence[str], check: bool = True, timeout: float = 60, env: Optional[dict] = None) \
         -> subprocess.CompletedProcess:
-    p = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, env=env)
     if check and p.returncode != 0:
         raise RuntimeError(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout}{p.stderr}")
     return p
@@ -419,32 +421,48 @@ class NetnsMesh:
                     raise RuntimeError(f"tcpdump did not start: {f.read()}")
 
     def _start_vanishd(self, node: str) -> None:
-        prefix = f"{self.prefix}-{NODES[node].short}"
-        sock = os.path.join(self.work, f"{node}.sock")
-        stats = os.path.join(self.work, f"{node}-stats.json")
-        log = os.path.join(self.work, f"{node}.log")
-        af = f"qpairs=1,blocksz=4096,framesz=2048,framecnt={self.framecnt}"
-        argv = [self.vanishd_exe, *self._lib("eal-args", prefix, "1"), "--log-level=error",
-                "--vdev", f"net_af_packet0,iface=vport,{af}",
-                "--vdev", f"net_af_packet1,iface=fab,{af}",
-                "--", "--config", self.configs[node], "--ctl-socket", sock, "--stats-json", stats,
-                "--max-idle-sleep-us", str(self.max_idle_sleep_us), *self.extra_args]
-        with open(os.path.join(self.work, f"{node}.cmdline"), "w") as f:
-            f.write(" ".join(self.cmd(node, argv)) + "\n")
-        self.log("start " + " ".join(argv))
-        with open(log, "w") as out:
-            p = subprocess.Popen(self.cmd(node, argv), stdout=out, stderr=subprocess.STDOUT)
-        self.daemons[node] = Vanishd(p, node, prefix, sock, stats, log)
+        """Starts one vanishd and waits for its control socket. The two are started one after the
+        other, so lib.sh sizes the second one's memory after the first has taken its hugepages;
+        if hugepages run out anyway (other DPDK processes on the machine), it is started again
+        with --no-huge."""
+        for attempt, huge_env in enumerate((os.environ.get("VANISH_HUGE"), "0")):
+            prefix = f"{self.prefix}-{NODES[node].short}{attempt or ''}"
+            sock = os.path.join(self.work, f"{node}.sock")
+            stats = os.path.join(self.work, f"{node}-stats.json")
+            log = os.path.join(self.work, f"{node}.log")
+            af = f"qpairs=1,blocksz=4096,framesz=2048,framecnt={self.framecnt}"
+            env = dict(os.environ)
+            env.setdefault("VANISH_DPDK_MEM_MB", "256")
+            if huge_env is not None:
+                env["VANISH_HUGE"] = huge_env
+            eal = [x for x in sh(["bash", self.lib, "eal-args", prefix, "1"], env=env).stdout.splitlines() if x]
+            argv = [self.vanishd_exe, *eal, "--log-level=error",
+                    "--vdev", f"net_af_packet0,iface=vport,{af}",
+                    "--vdev", f"net_af_packet1,iface=fab,{af}",
+                    "--", "--config", self.configs[node], "--ctl-socket", sock, "--stats-json", stats,
+                    "--max-idle-sleep-us", str(self.max_idle_sleep_us), *self.extra_args]
+            with open(os.path.join(self.work, f"{node}.cmdline"), "w") as f:
+                f.write(" ".join(self.cmd(node, argv)) + "\n")
+            self.log("start " + " ".join(argv))
+            with open(log, "w") as out:
+                p = subprocess.Popen(self.cmd(node, argv), stdout=out, stderr=subprocess.STDOUT)
+            d = self.daemons[node] = Vanishd(p, node, prefix, sock, stats, log)
+            end = time.time() + 90
+            while not os.path.exists(sock) and d.alive() and time.time() < end:
+                time.sleep(0.05)
+            if os.path.exists(sock) and d.alive():
+                return
+            if d.alive():
+                raise RuntimeError(f"vanishd {node} did not open its control socket:\n{d.output()}")
+            d.rc = p.returncode
+            sh(["bash", self.lib, "cleanup", prefix], check=False)
+            if attempt == 0 and "--no-huge" not in eal and re.search(r"hugepage|memory", d.output(), re.I):
+                print(f"# vanishd {node} could not get hugepages (rc {p.returncode}); again with --no-huge",
+                      flush=True)
+                continue
+            raise RuntimeError(f"vanishd {node} exited ({p.returncode}):\n{d.output()}")
 
     def _wait_ready(self) -> None:
-        end = time.time() + 90
-        for node, d in self.daemons.items():
-            while not os.path.exists(d.sock):
-                if not d.alive():
-                    raise RuntimeError(f"vanishd {node} exited ({d.p.returncode}):\n{d.output()}")
-                if time.time() > end:
-                    raise RuntimeError(f"vanishd {node} did not open its control socket:\n{d.output()}")
-                time.sleep(0.05)
         # Every workload resolves its gateway (ARP / ND answered by the appliance): the appliance
         # answers echo requests to its gateway addresses.
         for w in WORKLOADS.values():
