@@ -278,6 +278,10 @@ class Validator {
   void workloads() {
     std::unordered_map<std::string, int> by_name, by_uid;
     std::unordered_map<uint32_t, std::string> principal_by_id;
+    std::unordered_map<std::string, uint32_t> id_by_principal;  // SHA-256 once per principal
+    by_name.reserve(size_t(c_.workloads_size()));
+    by_uid.reserve(size_t(c_.workloads_size()));
+    workload_by_addr_.reserve(size_t(c_.workloads_size()) * 2);
     for (int i = 0; i < c_.workloads_size(); i++) {
       const Workload& w = c_.workloads(i);
       std::string res = workload_resource(w, i);
@@ -351,7 +355,10 @@ class Validator {
 
       if (w.namespace_().empty() || w.namespace_().find('/') != std::string::npos) continue;
       std::string principal = workload_principal(w);
+      auto memo = id_by_principal.find(principal);
+      if (memo != id_by_principal.end()) continue;  // checked with its first workload
       uint32_t id = identity_id_for(principal).value;
+      id_by_principal.emplace(principal, id);
       if (id == 0) {
         err(res, "service_account",
             "principal " + quote(principal) + " hashes to the reserved identity id 0");

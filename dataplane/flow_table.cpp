@@ -41,26 +41,24 @@ FlowTable::~FlowTable() {
 }
 
 unsigned FlowTable::age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget) {
+  // Walks key positions, `budget` per call (rte_hash_iterate would skip over any number of
+  // empty buckets in one call: an idle worker with a big, sparse table burnt its CPU there).
+  // rte_hash_get_key_with_position() fails for a position that holds no live key.
   unsigned removed = 0;
-  const void* key;
-  void* data;
-  int32_t pos;
+  const uint32_t n = uint32_t(rte_hash_max_key_id(hash_)) + 1;
   for (unsigned seen = 0; seen < budget; seen++) {
-    pos = rte_hash_iterate(hash_, &key, &data, &age_cursor_);
-    if (pos < 0) {
-      age_cursor_ = 0;  // wrapped: start over next time
-      break;
-    }
+    int32_t pos = int32_t(age_cursor_);
+    age_cursor_ = age_cursor_ + 1 >= n ? 0 : age_cursor_ + 1;
+    void* kp;
+    if (rte_hash_get_key_with_position(hash_, pos, &kp) != 0) continue;
     const FlowEntry& e = entries_[pos];
-    const FlowKey& k0 = *static_cast<const FlowKey*>(key);
-    if (k0.zone != kZoneReplyIndex && !e.is_static && now_tsc - e.last_tsc > idle_tsc) {
-      FlowKey k = k0;
-      bool companion = k.zone == kZoneOutbound && e.nat == NatKind::kDnat;
-      FlowKey ri = companion ? reply_index_key(k, e) : FlowKey{};
-      // Deleting during iteration is safe for rte_hash: the cursor indexes buckets/slots.
-      if (erase(k)) removed++;
-      if (companion) erase(ri);
-    }
+    FlowKey k;
+    std::memcpy(&k, kp, sizeof k);
+    if (k.zone == kZoneReplyIndex || e.is_static || now_tsc - e.last_tsc <= idle_tsc) continue;
+    bool companion = k.zone == kZoneOutbound && e.nat == NatKind::kDnat;
+    FlowKey ri = companion ? reply_index_key(k, e) : FlowKey{};
+    if (erase(k)) removed++;
+    if (companion) erase(ri);
   }
   return removed;
 }

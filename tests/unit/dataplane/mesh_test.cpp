@@ -187,6 +187,18 @@ TEST_F(DpTest, RepliesAreTranslatedOnAnotherWorker) {
   EXPECT_EQ(worker1.size(), 1u) << "worker 1 caches the reply flow in its own table";
 }
 
+TEST_F(DpTest, AgingADnatFlowTakesItsReplyIndexAlong) {
+  Bytes syn = tcp(ip_hdr(kSleep.v4, kVip4), 31600, 80);
+  Bytes udp_flow = udp(ip_hdr(kSleep, kHttpbin1, false), 1, 2, pattern(4));
+  a->outbound({local_frame(*a, kSleep.mac, syn), local_frame(*a, kSleep.mac, udp_flow)});
+  EXPECT_EQ(a->flows->size(), 3u) << "two flows + the VIP flow's reply index";
+  // A small budget walks a few positions per call; enough calls visit them all.
+  unsigned removed = 0;
+  for (int i = 0; i < 1000 && a->flows->size(); i++) removed += a->flows->age(~0ull >> 1, 0, 8);
+  EXPECT_EQ(removed, 2u) << "reply-index keys are not counted or aged on their own";
+  EXPECT_EQ(a->flows->size(), 0u);
+}
+
 TEST(FlowTableShared, RcuModeLooksUpFromReadersAndReusesPositionsAfterAGracePeriod) {
   size_t sz = rte_rcu_qsbr_get_memsize(2);
   std::vector<uint64_t> mem((sz + 7) / 8 + 8);
