@@ -127,13 +127,13 @@ def sh(cmd: Sequence[str], check: bool = True, timeout: float = 60, env: Optiona
 
 
 def _pid_alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie (a killed run's process may wait to be
+    reaped for a while)."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
 
 
 def _netns_pids(ns: str) -> List[int]:
@@ -158,7 +158,7 @@ def _kill_netns_processes(ns: str) -> None:
 
 
 def remove_stale(lib_sh: Optional[str] = None) -> List[str]:
-    """Removes namespaces (and DPDK runtime dirs) of earlier runs of this harness whose process is
+    """Removes namespaces (DPDK runtime dirs, work directories) of earlier runs of this harness whose process is
     gone. Returns the names removed."""
     removed = []
     out = sh(["ip", "netns", "list"], check=False).stdout
@@ -169,10 +169,10 @@ def remove_stale(lib_sh: Optional[str] = None) -> List[str]:
             _kill_netns_processes(name)
             sh(["ip", "netns", "del", name], check=False)
             removed.append(name)
-    for d in ("/var/run/dpdk",):
+    for d in ("/var/run/dpdk", tempfile.gettempdir()):
         if os.path.isdir(d):
             for name in os.listdir(d):
-                m = re.match(rf"^{OWNER}-(\d+)-[0-9a-f]+-", name)
+                m = re.match(rf"^(?:vanish-)?{OWNER}-(\d+)-[0-9a-f]+-", name)
                 if m and not _pid_alive(int(m.group(1))):
                     shutil.rmtree(os.path.join(d, name), ignore_errors=True)
                     removed.append(d + "/" + name)
