@@ -302,9 +302,6 @@ class NetnsMesh:
             print(f"$ vanishctl {' '.join(cmd[1:])} -> {p.returncode}\n{p.stdout}{p.stderr}".rstrip(), flush=True)
         return p
 
-    def _lib(self, *args: str) -> List[str]:
-        return [x for x in sh(["bash", self.lib, *args]).stdout.splitlines() if x]
-
     # ---------------------------------------------------------------------------------------
     # set-up
 
