@@ -178,6 +178,9 @@ void LiveConfig::handle(const v1::Request& req, v1::Response* resp) {
     }
     case v1::Request::COMMAND_NOT_SET:
       break;
+    default:
+      if (extra_ && extra_(req, resp)) return;
+      break;
   }
   resp->set_ok(false);
   resp->set_error("unknown command");

@@ -66,6 +66,11 @@ class LiveConfig {
   Result reload_file();
   void handle(const v1::Request& req, v1::Response* resp);
 
+  // Commands this class does not serve (views of the data plane: flows, stats, trace, ...) go
+  // to `extra`; it returns false for a command it does not know either.
+  using Extra = std::function<bool(const v1::Request&, v1::Response*)>;
+  void set_extra(Extra extra) { extra_ = std::move(extra); }
+
   const config::Config& config() const { return cfg_; }
   const std::string& last_reload_error() const { return last_error_; }
   const ControlServer& server() const { return server_; }
@@ -84,6 +89,7 @@ class LiveConfig {
   ControlServer server_;
   std::string last_error_;
   std::chrono::steady_clock::time_point start_;
+  Extra extra_;
 };
 
 }  // namespace vanish::ctl

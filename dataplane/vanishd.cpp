@@ -21,6 +21,7 @@
 #include "ctl/compile.hpp"
 #include "ctl/config_loader.hpp"
 #include "ctl/live_config.hpp"
+#include "dataplane/ctl_service.hpp"
 #include "ctl/model.hpp"
 #include "ctl/validate.hpp"
 #include "dataplane/ports.hpp"
@@ -252,6 +253,15 @@ int main(int argc, char** argv) {
         std::fprintf(f, "%s\n", line.c_str());
         std::fflush(f);
       });
+  dp::ControlContext control;
+  control.pub = &pub;
+  for (auto& wk : workers) control.workers.push_back(wk.get());
+  control.local_port = local_port;
+  control.fabric_port = fabric_port;
+  control.start_tsc = rte_rdtsc();
+  live->set_extra([&control](const ctl::v1::Request& req, ctl::v1::Response* resp) {
+    return dp::handle_views(control, req, resp) || dp::handle_flows(control, req, resp);
+  });
   {
     std::string serr;
     if (!live->open_socket(&serr)) {
