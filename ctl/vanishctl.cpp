@@ -9,6 +9,7 @@
 #include <functional>
 #include <iostream>
 
+#include "ctl/vanishctl_ca.hpp"
 #include "ctl/vanishctl_check.hpp"
 #include "ctl/vanishctl_config.hpp"
 
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   std::function<int()> run;  // set by the callback of the subcommand that was parsed
   vanish::ctl::add_check_command(app, &run);
   vanish::ctl::add_config_commands(app, &run);
+  vanish::ctl::add_ca_commands(app, &run);
 
   try {
     app.parse(argc, argv);
