@@ -95,7 +95,9 @@ std::shared_ptr<PeerConn> PeeringEndpoint::connect(const std::string& host_port,
                                                    const std::string& spiffe_id,
                                                    const std::string& node) {
   PeerPolicy policy;
-  policy.trust_domain = tls_.trust_domain();
+  // The trust domain comes from config (the server policy) when given, else from our own id.
+  policy.trust_domain =
+      server_policy_.trust_domain.empty() ? tls_.trust_domain() : server_policy_.trust_domain;
   policy.allowed[spiffe_id] = node;
   auto deadline = Clock::now() + std::chrono::milliseconds(opts_.handshake_timeout_ms);
   sockaddr_storage ss;
