@@ -227,6 +227,7 @@ void PeerConn::handshake(Clock::time_point now) {
     return;
   }
   state_ = State::kEstablished;
+  was_established_ = true;
   handshake_ms_ = std::chrono::duration<double, std::milli>(now - start_).count();
   want_read_ = true;
   want_write_ = false;

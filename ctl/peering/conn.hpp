@@ -64,6 +64,8 @@ class PeerConn {
   Role role() const { return role_; }
   State state() const { return state_; }
   bool done() const { return state_ == State::kClosed || state_ == State::kFailed; }
+  // The handshake completed (also true once closed or failed afterwards).
+  bool was_established() const { return was_established_; }
   Refusal refusal() const { return refusal_; }
   const std::string& detail() const { return detail_; }
   const PeerIdentity& peer() const { return peer_; }
@@ -95,6 +97,7 @@ class PeerConn {
   bool want_read_ = true;
   bool want_write_ = false;
   bool got_first_frame_ = false;
+  bool was_established_ = false;
   double handshake_ms_ = 0;
   std::string out_;
   FrameReader reader_{kMaxPeeringFrame};

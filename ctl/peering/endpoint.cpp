@@ -178,7 +178,7 @@ void PeeringEndpoint::reap(Clock::time_point now) {
   for (size_t k = 0; k < conns_.size();) {
     PeerConn& c = *conns_[k];
     c.on_tick(now);
-    if (!reported_[k] && c.state() == PeerConn::State::kEstablished) {
+    if (!reported_[k] && c.was_established()) {
       reported_[k] = true;
       ++established_;
       if (on_established) on_established(conns_[k]);
