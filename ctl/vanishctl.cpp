@@ -12,6 +12,7 @@
 #include "ctl/vanishctl_ca.hpp"
 #include "ctl/vanishctl_check.hpp"
 #include "ctl/vanishctl_config.hpp"
+#include "ctl/vanishctl_flows.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"vanishctl: operator CLI of vanish (Istio ambient L4 secure overlay appliance)",
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   std::function<int()> run;  // set by the callback of the subcommand that was parsed
   vanish::ctl::add_check_command(app, &run);
   vanish::ctl::add_config_commands(app, &run);
+  vanish::ctl::add_flows_commands(app, &run);
   vanish::ctl::add_ca_commands(app, &run);
 
   try {

@@ -39,7 +39,8 @@ namespace vanish::dp {
   X(kNoMbuf, "no_mbuf", "mbuf pool exhausted while building a reply or fragment")                 \
   X(kIcmpRateLimited, "icmp_rate_limited", "ICMP error suppressed by the rate limiter")           \
   X(kArpIgnored, "arp_ignored", "ARP/ND not for a gateway address (consumed)")                    \
-  X(kEchoReplied, "echo_replied", "ICMP echo to the gateway (consumed, reply sent)")
+  X(kEchoReplied, "echo_replied", "ICMP echo to the gateway (consumed, reply sent)")              \
+  X(kStaticDeny, "static_deny", "pinned by vanishctl flow add --verdict deny")
 
 enum class DropReason : uint8_t {
 #define VANISH_X(id, name, desc) id,

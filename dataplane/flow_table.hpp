@@ -178,6 +178,18 @@ class FlowTable {
   // Static entries are never aged.
   unsigned age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget);
 
+  // Key positions 0 .. positions()-1, for incremental scans by the owner (worker_mailbox.cpp):
+  // key_at() is false for a position that holds no live key.
+  uint32_t positions() const {
+    return uint32_t(rte_hash_max_key_id(hash_)) + 1;
+  }
+  bool key_at(uint32_t pos, FlowKey* k) const {
+    void* kp;
+    if (rte_hash_get_key_with_position(hash_, int32_t(pos), &kp) != 0) return false;
+    std::memcpy(k, kp, sizeof *k);
+    return true;
+  }
+
   // Visits every entry (control/diagnostics; not on the hot path).
   template <typename F>
   void for_each(F&& f) const {

@@ -8,6 +8,7 @@
 //
 // Contract: after outbound()/inbound() every input packet is in ctx.to_local / ctx.to_fabric or
 // freed and counted; the caller flushes the TX buffers.
+// Tracing (trace.hpp): VANISH_TRACE hook points after each stage, one branch each when off.
 #pragma once
 
 #include "dataplane/stage_authorize.hpp"
@@ -19,6 +20,7 @@
 #include "dataplane/stage_local_deliver.hpp"
 #include "dataplane/stage_local_ingress.hpp"
 #include "dataplane/stage_ttl.hpp"
+#include "dataplane/trace.hpp"
 
 namespace vanish::dp {
 
@@ -26,10 +28,15 @@ class Pipeline final {
  public:
   void outbound(WorkerCtx& ctx, Burst& b) {
     sync_snapshot(ctx);
+    VANISH_TRACE(ctx, trace_begin(ctx, TraceStage::kLocalIngress, b));
     ingress_.process(ctx, b);
+    VANISH_TRACE(ctx,
+                 trace_after(ctx, TraceStage::kLocalIngress, b, TraceStage::kClassify, true, true));
     if (!b.n) return;
     classify_.process(ctx, b);
+    VANISH_TRACE(ctx, trace_after(ctx, TraceStage::kClassify, b, TraceStage::kTtl, true));
     ttl_.process(ctx, b);
+    VANISH_TRACE(ctx, trace_after(ctx, TraceStage::kTtl, b, TraceStage::kFabricMtu, true));
     // Split: hairpin packets are delivered locally, the rest go to the fabric.
     hairpin_.n = 0;
     uint16_t keep = 0;
@@ -48,20 +55,33 @@ class Pipeline final {
     b.n = keep;
     frags_.n = 0;
     mtu_.process(ctx, b, frags_);
+    VANISH_TRACE(ctx, trace_after(ctx, TraceStage::kFabricMtu, b, TraceStage::kEspEncap, true));
     encap_.process(ctx, b.pkts, b.info, b.n);
     if (frags_.n) encap_.process(ctx, frags_.pkts, frags_.info, frags_.n);
+    VANISH_TRACE(
+        ctx, trace_after_tx(ctx, TraceStage::kEspEncap, ctx.to_fabric, TraceVerdict::kTxFabric));
     if (hairpin_.n) deliver_.process(ctx, hairpin_, true);
+    VANISH_TRACE(
+        ctx, trace_after_tx(ctx, TraceStage::kLocalDeliver, ctx.to_local, TraceVerdict::kTxLocal));
     b.n = 0;
   }
 
   void inbound(WorkerCtx& ctx, Burst& b, bool from_handoff) {
     sync_snapshot(ctx);
+    VANISH_TRACE(ctx, trace_begin(ctx, TraceStage::kFabricIngress, b));
     fabric_in_.process(ctx, b, from_handoff);
+    VANISH_TRACE(ctx,
+                 trace_after(ctx, TraceStage::kFabricIngress, b, TraceStage::kEspDecap, false));
     if (!b.n) return;
     decap_.process(ctx, b);
+    VANISH_TRACE(ctx,
+                 trace_after(ctx, TraceStage::kEspDecap, b, TraceStage::kAuthorize, true, true));
     if (!b.n) return;
     authorize_.process(ctx, b);
+    VANISH_TRACE(ctx, trace_after(ctx, TraceStage::kAuthorize, b, TraceStage::kLocalDeliver, true));
     deliver_.process(ctx, b, false);
+    VANISH_TRACE(
+        ctx, trace_after_tx(ctx, TraceStage::kLocalDeliver, ctx.to_local, TraceVerdict::kTxLocal));
   }
 
   // Rebuilds worker-local derived state (header templates) when a new snapshot generation is seen.

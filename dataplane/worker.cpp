@@ -85,6 +85,9 @@ void Worker::run(const std::atomic<bool>& stop) {
       }
     }
     flush();
+    // Before quiescent: a request may read ctx_.snap (flow add classifies).
+    if (mbox_.wants_service()) [[unlikely]]
+      serve_mailbox(mbox_, ctx_, trace_);
     pub_->quiescent(cfg_.id);
 
     if (got) {

@@ -12,6 +12,7 @@
 
 #include "dataplane/pipeline.hpp"
 #include "dataplane/publisher.hpp"
+#include "dataplane/worker_mailbox.hpp"
 
 namespace vanish::dp {
 
@@ -40,6 +41,8 @@ class Worker {
   // TSC of the last received packet (read by the control thread for --exit-when-idle).
   uint64_t last_rx_tsc() const { return last_rx_.load(std::memory_order_relaxed); }
   bool running() const { return running_.load(std::memory_order_relaxed); }
+  // The control thread's way to the worker's flow table and trace (worker_mailbox.hpp).
+  WorkerMailbox& mailbox() { return mbox_; }
   const FlowTable& flows() const { return *flows_; }
   FlowTable* flow_table() { return flows_.get(); }
   // Every worker's flow table (index = worker id) for reply detection across workers; call
@@ -62,6 +65,8 @@ class Worker {
   Burst burst_;
   std::atomic<uint64_t> last_rx_{0};
   std::atomic<bool> running_{false};
+  WorkerMailbox mbox_;
+  TraceState trace_;
 };
 
 }  // namespace vanish::dp

@@ -20,6 +20,11 @@ struct IMB_MGR;
 
 namespace vanish::dp {
 
+class TraceState;
+struct WorkerCtx;
+// trace.cpp: records a drop of a traced packet (called only while a trace is armed).
+void trace_drop(WorkerCtx& ctx, const rte_mbuf* m, DropReason r);
+
 // Precomputed outer headers towards one peer for this worker (VPP rewrite / BESS VXLANEncap):
 // Eth | IPv4 or IPv6 | UDP(sport of this worker's SA, dport 4500). Lengths/checksums are patched.
 // bytes[] is zero past len and copied whole (64 bytes, a fixed-size copy).
@@ -58,8 +63,12 @@ struct WorkerCtx {
   uint64_t icmp_last = 0;
   double icmp_rate = 1000;  // per second
   double icmp_burst = 100;
+  // Armed packet trace (trace.hpp), null when off: the only cost of tracing when disarmed.
+  TraceState* trace = nullptr;
 
   void drop(rte_mbuf* m, DropReason r) {
+    if (trace) [[unlikely]]
+      trace_drop(*this, m, r);
     ctr->drop(r);
     rte_pktmbuf_free(m);
   }
