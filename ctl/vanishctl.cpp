@@ -13,6 +13,7 @@
 #include "ctl/vanishctl_check.hpp"
 #include "ctl/vanishctl_config.hpp"
 #include "ctl/vanishctl_flows.hpp"
+#include "ctl/vanishctl_views.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"vanishctl: operator CLI of vanish (Istio ambient L4 secure overlay appliance)",
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   vanish::ctl::add_check_command(app, &run);
   vanish::ctl::add_config_commands(app, &run);
   vanish::ctl::add_flows_commands(app, &run);
+  vanish::ctl::add_view_commands(app, &run);
   vanish::ctl::add_ca_commands(app, &run);
 
   try {

@@ -8,11 +8,13 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "ctl/compile.hpp"
 #include "ctl/config_loader.hpp"
 #include "ctl/control_client.hpp"
 #include "ctl/vanishctl_check.hpp"  // kExitBadInput
+#include "ctl/views_render.hpp"
 
 namespace vanish::ctl {
 
@@ -34,7 +36,9 @@ int load_file(const std::string& file, config::Config* cfg, const char* cmd, std
   return kExitInvalid;
 }
 
-std::string node_of(const std::string& file) {
+}  // namespace
+
+std::string config_node(const std::string& file) {
   config::Config cfg;
   std::vector<std::string> errors;
   if (!ctl::load_config(file, &cfg, &errors)) return "";
@@ -73,10 +77,10 @@ bool resolve_socket(const std::string& given, const std::string& node, std::stri
 }
 
 // Connects and sends; prints the reason and returns false on failure.
-bool call(const ConfigCmdOptions& o, const std::string& node, v1::Request& req, v1::Response* resp,
-          const char* cmd, std::ostream& err) {
+bool ctl_call(const std::string& socket, const std::string& node, v1::Request& req,
+              v1::Response* resp, const char* cmd, std::ostream& err) {
   std::string path, why;
-  if (!resolve_socket(o.socket, node, &path, &why)) {
+  if (!resolve_socket(socket, node, &path, &why)) {
     err << "vanishctl " << cmd << ": " << why << "\n";
     return false;
   }
@@ -87,6 +91,8 @@ bool call(const ConfigCmdOptions& o, const std::string& node, v1::Request& req, 
   }
   return true;
 }
+
+namespace {
 
 void print_errors(const v1::Response& r, std::ostream& out) {
   for (const auto& e : r.errors()) {
@@ -128,7 +134,8 @@ int run_config_apply(const ConfigCmdOptions& o, std::ostream& out, std::ostream&
     return rc;
   a->set_dry_run(o.dry_run);
   v1::Response resp;
-  if (!call(o, a->config().this_node(), req, &resp, "config apply", err)) return kExitBadInput;
+  if (!ctl_call(o.socket, a->config().this_node(), req, &resp, "config apply", err))
+    return kExitBadInput;
   if (!resp.ok()) {
     if (resp.errors_size() > 0)
       out << "rejected: generation " << resp.generation() << " keeps serving\n";
@@ -146,8 +153,8 @@ int run_config_show(const ConfigCmdOptions& o, std::ostream& out, std::ostream& 
   v1::Request req;
   req.mutable_get_config();
   v1::Response resp;
-  std::string node = o.config.empty() ? "" : node_of(o.config);
-  if (!call(o, node, req, &resp, "config show", err)) return kExitBadInput;
+  std::string node = o.config.empty() ? "" : config_node(o.config);
+  if (!ctl_call(o.socket, node, req, &resp, "config show", err)) return kExitBadInput;
   if (!resp.ok()) {
     print_errors(resp, err);
     return kExitBadInput;
@@ -165,13 +172,21 @@ int run_status(const ConfigCmdOptions& o, std::ostream& out, std::ostream& err) 
   v1::Request req;
   req.mutable_status();
   v1::Response resp;
-  std::string node = o.config.empty() ? "" : node_of(o.config);
-  if (!call(o, node, req, &resp, "status", err)) return kExitBadInput;
+  std::string node = o.config.empty() ? "" : config_node(o.config);
+  if (!ctl_call(o.socket, node, req, &resp, "status", err)) return kExitBadInput;
   if (!resp.ok()) {
     print_errors(resp, err);
     return kExitBadInput;
   }
   const v1::Status& s = resp.status();
+  // Ports and worker load come from the data plane (dataplane/ctl_views.cpp); a vanishd
+  // without them still gets its status shown.
+  v1::Request dreq;
+  dreq.mutable_dataplane_status();
+  v1::Response dresp;
+  std::ostringstream derr;
+  bool have_dp = ctl_call(o.socket, node, dreq, &dresp, "status", derr) && dresp.ok() &&
+                 dresp.has_dataplane_status();
   if (o.output == "json") {
     Json j;
     j["node"] = s.node();
@@ -181,6 +196,7 @@ int run_status(const ConfigCmdOptions& o, std::ostream& out, std::ostream& err) 
     j["watching"] = s.watching();
     j["workers"] = s.n_workers();
     j["last_reload_error"] = s.last_reload_error();
+    if (have_dp) views::dataplane_status_json(dresp.dataplane_status(), &j);
     out << j.dump(2) << "\n";
     return kExitOk;
   }
@@ -191,6 +207,7 @@ int run_status(const ConfigCmdOptions& o, std::ostream& out, std::ostream& err) 
       << "workers            " << s.n_workers() << "\n"
       << "last reload error  " << (s.last_reload_error().empty() ? "-" : s.last_reload_error())
       << "\n";
+  if (have_dp) out << "\n" << views::dataplane_status_text(dresp.dataplane_status());
   return kExitOk;
 }
 
@@ -228,7 +245,9 @@ void add_config_commands(CLI::App& app, std::function<int()>* run) {
   s->callback([o, run] { *run = [o] { return run_config_show(*o, std::cout, std::cerr); }; });
 
   CLI::App* st = app.add_subcommand(
-      "status", "vanishd's config generation, uptime, config file and last reload error");
+      "status",
+      "vanishd's config generation, uptime, config file, last reload error, ports (link, "
+      "packets, drops) and workers (Mpps, busy %)");
   st->add_option("--socket", o->socket, socket_help);
   st->add_option("--config", o->config, "a config file naming the node (for the default socket)");
   st->add_option("-o,--output", o->output, "output format")->check(CLI::IsMember({"text", "json"}));

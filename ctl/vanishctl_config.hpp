@@ -24,6 +24,11 @@ class App;
 
 namespace vanish::ctl {
 
+namespace v1 {
+class Request;
+class Response;
+}  // namespace v1
+
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitInvalid = 1;
 
@@ -39,6 +44,16 @@ int run_config_validate(const ConfigCmdOptions& o, std::ostream& out, std::ostre
 int run_config_apply(const ConfigCmdOptions& o, std::ostream& out, std::ostream& err);
 int run_config_show(const ConfigCmdOptions& o, std::ostream& out, std::ostream& err);
 int run_status(const ConfigCmdOptions& o, std::ostream& out, std::ostream& err);
+
+// Shared with the other commands that talk to vanishd (ctl/vanishctl_views.cpp):
+// The node (this_node) of a config file, "" if it does not load.
+std::string config_node(const std::string& file);
+// The socket path (rules above; `node` may be empty); false with a reason in *why.
+bool resolve_socket(const std::string& given, const std::string& node, std::string* path,
+                    std::string* why);
+// Connects and sends `req`; on failure prints "vanishctl CMD: reason" to err and returns false.
+bool ctl_call(const std::string& socket, const std::string& node, v1::Request& req,
+              v1::Response* resp, const char* cmd, std::ostream& err);
 
 // Adds `config` (validate, apply, show) and `status` to `app`.
 void add_config_commands(CLI::App& app, std::function<int()>* run);

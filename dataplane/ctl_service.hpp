@@ -32,6 +32,9 @@ struct ControlContext {
 
 // vanishctl workloads / services / policies / sas / peers / stats (ctl_views.cpp).
 bool handle_views(ControlContext& c, const ctl::v1::Request& req, ctl::v1::Response* resp);
+// Samples the workers' counters about once a second for the load figures of `vanishctl status`
+// (Mpps, busy %); call every control-loop tick (ctl_views.cpp). Cheap: a TSC read per call.
+void views_tick(ControlContext& c);
 // vanishctl flows / flow add|del / trace (ctl_flows.cpp).
 bool handle_flows(ControlContext& c, const ctl::v1::Request& req, ctl::v1::Response* resp);
 

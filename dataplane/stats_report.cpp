@@ -6,10 +6,7 @@
 
 namespace vanish::dp {
 
-namespace {
-
-// Name/value pairs of the non-drop counters, in display order.
-std::vector<std::pair<const char*, uint64_t>> fields(const WorkerCounters& c) {
+std::vector<std::pair<const char*, uint64_t>> counter_fields(const WorkerCounters& c) {
   return {{"local_rx", c.local_rx},
           {"local_rx_bytes", c.local_rx_bytes},
           {"local_tx", c.local_tx},
@@ -41,8 +38,6 @@ std::vector<std::pair<const char*, uint64_t>> fields(const WorkerCounters& c) {
           {"handoff_in", c.handoff_in}};
 }
 
-}  // namespace
-
 std::string stats_table(const StatsView& v) {
   WorkerCounters t = v.total();
   std::string out;
@@ -62,7 +57,7 @@ std::string stats_table(const StatsView& v) {
   out += line;
   out += "  events:";
   int col = 0;
-  for (auto& [name, val] : fields(t)) {
+  for (auto& [name, val] : counter_fields(t)) {
     if (std::string(name).find("_rx") != std::string::npos ||
         std::string(name).find("_tx") != std::string::npos || val == 0)
       continue;
@@ -85,7 +80,7 @@ std::string stats_table(const StatsView& v) {
 std::string stats_json(const StatsView& v) {
   auto one = [](const WorkerCounters& c) {
     nlohmann::json j;
-    for (auto& [name, val] : fields(c)) j[name] = val;
+    for (auto& [name, val] : counter_fields(c)) j[name] = val;
     nlohmann::json d = nlohmann::json::object();
     for (unsigned r = 0; r < kDropReasonCount; r++)
       if (c.drops[r]) d[drop_reason_name(DropReason(r))] = c.drops[r];

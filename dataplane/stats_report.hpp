@@ -1,7 +1,9 @@
 // Rendering of worker counters for people (a table) and for tools (JSON).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dataplane/counters.hpp"
@@ -17,6 +19,9 @@ struct StatsView {
     return t;
   }
 };
+
+// Name/value pairs of the non-drop counters, in display order (stats JSON, vanishctl stats).
+std::vector<std::pair<const char*, uint64_t>> counter_fields(const WorkerCounters& c);
 
 std::string stats_table(const StatsView& v);
 std::string stats_json(const StatsView& v);

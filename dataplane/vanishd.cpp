@@ -282,6 +282,7 @@ int main(int argc, char** argv) {
   while (!g_signal.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     live->poll();
+    dp::views_tick(control);
     uint64_t now = rte_rdtsc();
     if (o.stats_interval_s && now - last_stats > o.stats_interval_s * hz) {
       last_stats = now;
