@@ -2,6 +2,8 @@
 
 #include <rte_hash_crc.h>
 
+#include "dataplane/conn_metrics.hpp"
+
 namespace vanish::dp {
 
 FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id,
@@ -57,7 +59,11 @@ unsigned FlowTable::age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget) {
     if (k.zone == kZoneReplyIndex || e.is_static || now_tsc - e.last_tsc <= idle_tsc) continue;
     bool companion = k.zone == kZoneOutbound && e.nat == NatKind::kDnat;
     FlowKey ri = companion ? reply_index_key(k, e) : FlowKey{};
-    if (erase(k)) removed++;
+    const uint32_t conn = e.conn;  // read before erase() may let the position be reused
+    if (erase(k)) {
+      removed++;
+      if (conn_ && conn >= 2 && !(conn & 1)) conn_->closed(conn >> 1);
+    }
     if (companion) erase(ri);
   }
   return removed;

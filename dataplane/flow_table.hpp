@@ -60,8 +60,11 @@ struct FlowEntry {
   uint32_t service;       // ServiceIdx when the flow went to a VIP, else kInvalidIdx
   uint32_t policy;        // authz PolicyId that decided (kDenyMatched / kAllowMatched), else ~0
   uint32_t authz_reason;  // authz::Reason + 1 when authorization ran, else 0
+  uint32_t conn;          // istio_tcp_* aggregate: ConnStats slot * 2 + dir (conn_metrics.hpp)
 };
 static_assert(sizeof(FlowEntry) <= 128, "DESIGN.md budget: a flow entry <= 128 bytes");
+
+class ConnStats;
 
 class FlowTable {
  public:
@@ -177,6 +180,8 @@ class FlowTable {
   // never aged on their own: they go with the DNAT flow they belong to (reply_index_key()).
   // Static entries are never aged.
   unsigned age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget);
+  // The owner's istio_tcp_* aggregates: an aged connection opener counts as closed there.
+  void set_conn_stats(ConnStats* c) { conn_ = c; }
 
   // Key positions 0 .. positions()-1, for incremental scans by the owner (worker_mailbox.cpp):
   // key_at() is false for a position that holds no live key.
@@ -220,6 +225,7 @@ class FlowTable {
   uint32_t capacity_ = 0;
   std::unique_ptr<FlowEntry[]> entries_;
   uint32_t age_cursor_ = 0;
+  ConnStats* conn_ = nullptr;
   std::unique_ptr<CacheSlot[]> cache_;
 };
 

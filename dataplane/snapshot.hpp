@@ -147,6 +147,9 @@ class NeighbourTable {
 
 struct Snapshot {
   uint64_t generation = 0;
+  // Metrics (dataplane/metrics.hpp): changes only when a WorkloadIdx or ServiceIdx of an earlier
+  // generation names another workload/service; set by the control thread before publishing.
+  uint32_t label_epoch = 0;
   NodeIdx self;
   unsigned n_workers = 1;
   uint32_t fabric_mtu = 1500;  // IP MTU of the fabric link

@@ -89,9 +89,11 @@ void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
       const uint32_t* id = s.identity_by_id.find(info.identity);
       bool ok = decide(ctx, info.key, id ? *id : kInvalidIdx, info.dst_workload, e);
       e.action = ok ? FlowAction::kDeliver : FlowAction::kDrop;
+      if (e.conn <= kConnUntracked) conn_attach(ctx, info.key, e);
     }
     e.packets++;
     e.bytes += info.ip_len;
+    ctx.conn_bytes[e.conn] += info.ip_len;  // istio_tcp_* bytes (conn_metrics.hpp)
     e.last_tsc = ctx.now;
     if (e.action != FlowAction::kDeliver) {
       ctx.drop(m, DropReason(e.drop_reason));

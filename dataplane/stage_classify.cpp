@@ -172,6 +172,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
         e.drop_reason = uint8_t(DropReason::kFlowTableFull);
       }
       ctx.ctr->flows_created++;
+      conn_attach(ctx, info.key, e);
       // A new flow from a local workload refreshes its MAC in the neighbour table.
       if (e.src_workload != kInvalidIdx)
         learn_neighbour(ctx, info.key.src_ip(), get_mac(&at<rte_ether_hdr>(m, 0)->src_addr));
@@ -190,11 +191,13 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
           e.drop_reason = uint8_t(DropReason::kFlowTableFull);
         }
         ctx.ctr->flows_reclassified++;
+        if (e.conn <= kConnUntracked) conn_attach(ctx, info.key, e);
       }
     }
     FlowEntry& e = ctx.flows->entry(fi);
     e.packets++;
     e.bytes += info.ip_len;
+    ctx.conn_bytes[e.conn] += info.ip_len;  // istio_tcp_* bytes (conn_metrics.hpp)
     e.last_tsc = ctx.now;
     if (e.action == FlowAction::kDrop) {
       ctx.drop(m, DropReason(e.drop_reason));

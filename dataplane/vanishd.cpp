@@ -22,6 +22,8 @@
 #include "ctl/config_loader.hpp"
 #include "ctl/live_config.hpp"
 #include "dataplane/ctl_service.hpp"
+#include "dataplane/metrics.hpp"
+#include "dataplane/metrics_http.hpp"
 #include "ctl/model.hpp"
 #include "ctl/validate.hpp"
 #include "dataplane/ports.hpp"
@@ -50,6 +52,7 @@ struct Options {
   bool quiet = false;
   std::string ctl_socket;  // empty: /run/vanish/<node>.sock
   bool no_watch = false;
+  std::string metrics;  // empty: 127.0.0.1:15020 (unavailable: off); "none": off
 };
 
 int worker_main(void* arg) {
@@ -90,6 +93,8 @@ int main(int argc, char** argv) {
   app.add_option("--flows", o.flows, "flow table entries per worker (overrides config)");
   app.add_option("--max-idle-sleep-us", o.max_idle_sleep_us, "longest idle back-off sleep (us)");
   app.add_flag("-q,--quiet", o.quiet, "no start-up summary");
+  app.add_option("--metrics", o.metrics,
+                 "Prometheus /metrics on HOST:PORT (default 127.0.0.1:15020; \"none\": off)");
   app.add_option("--ctl-socket", o.ctl_socket,
                  "control socket for vanishctl (default /run/vanish/<node>.sock; \"none\": off)");
   app.add_flag("--no-watch", o.no_watch,
@@ -195,6 +200,10 @@ int main(int argc, char** argv) {
                 s.nodes.size(), s.workloads.size(), s.identities.size(), s.sa_in.size());
     std::fflush(stdout);
   }
+  // Metrics: label epochs are set on every snapshot before it is published.
+  auto metrics = std::make_unique<dp::Metrics>(
+      dp::MetricsSources{node, {}, local_port, fabric_port, &pub, rte_rdtsc()});
+  metrics->label(*snap);
   pub.publish(std::move(snap));
 
   std::atomic<bool> stop{false};
@@ -247,8 +256,13 @@ int main(int argc, char** argv) {
     lo.socket.path = o.ctl_socket.empty() ? ctl::default_ctl_socket(node) : o.ctl_socket;
   auto live = std::make_unique<ctl::LiveConfig>(
       lo, cfg, config_files, [&pub] { return pub.current(); },
-      [&pub](std::unique_ptr<dp::Snapshot> s) { pub.publish(std::move(s)); },
-      [](bool error, const std::string& line) {
+      [&pub, &metrics](std::unique_ptr<dp::Snapshot> s) {
+        metrics->label(*s);
+        metrics->count_reload(true);
+        pub.publish(std::move(s));
+      },
+      [&metrics](bool error, const std::string& line) {
+        if (error && line.rfind("vanishd: config rejected", 0) == 0) metrics->count_reload(false);
         std::FILE* f = error ? stderr : stdout;
         std::fprintf(f, "%s\n", line.c_str());
         std::fflush(f);
@@ -274,6 +288,27 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  // Metrics: Prometheus over HTTP, polled below; DPDK telemetry. Like the control socket, a
+  // default address that cannot be used only disables the endpoint; an explicit one is fatal.
+  {
+    std::vector<const dp::Worker*> ws;
+    for (auto& wk : workers) ws.push_back(wk.get());
+    metrics->set_workers(std::move(ws));
+    if (!metrics->register_telemetry())
+      std::fprintf(stderr, "vanishd: cannot register the /vanish telemetry commands\n");
+  }
+  dp::MetricsHttp metrics_http;
+  if (o.metrics != "none") {
+    std::string addr = o.metrics.empty() ? "127.0.0.1:15020" : o.metrics, merr;
+    if (!metrics_http.open(addr, &merr)) {
+      std::fprintf(stderr, "vanishd: metrics: %s%s\n", merr.c_str(),
+                   o.metrics.empty() ? " (running without; --metrics HOST:PORT)" : "");
+      if (!o.metrics.empty()) g_signal.store(true);
+    } else if (!o.quiet) {
+      std::printf("  metrics %s (port %u): GET /metrics\n", addr.c_str(), metrics_http.port());
+      std::fflush(stdout);
+    }
+  }
   int rc = g_signal.load() ? 2 : 0;
   const uint64_t hz = rte_get_tsc_hz();
   uint64_t last_stats = rte_rdtsc();
@@ -282,6 +317,7 @@ int main(int argc, char** argv) {
   while (!g_signal.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     live->poll();
+    metrics_http.poll([&metrics] { return metrics->render(); });
     dp::views_tick(control);
     uint64_t now = rte_rdtsc();
     if (o.stats_interval_s && now - last_stats > o.stats_interval_s * hz) {
@@ -317,6 +353,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   dp::stop_port(local_port);
   dp::stop_port(fabric_port);
+  metrics.reset();  // disables the telemetry callbacks before the workers go
   workers.clear();
   live.reset();       // closes and unlinks the control socket
   pub_owner.reset();  // frees the last snapshot and the RCU state before EAL memory goes

@@ -18,6 +18,10 @@ Worker::Worker(const WorkerConfig& cfg, SnapshotPublisher* pub, rte_ring* const*
   ctx_.id = cfg.id;
   ctx_.flows = flows_.get();
   ctx_.ctr = &ctr_;
+  conn_ = std::make_unique<ConnStats>();
+  ctx_.conn = conn_.get();
+  ctx_.conn_bytes = conn_->bytes();
+  flows_->set_conn_stats(conn_.get());
   ctx_.pool = cfg.pool;
   ctx_.handoff = handoff;
   ctx_.n_handoff = n_workers;

@@ -38,6 +38,8 @@ class Worker {
   void run(const std::atomic<bool>& stop);
 
   const WorkerCounters& counters() const { return ctr_; }
+  // istio_tcp_* aggregates (conn_metrics.hpp: single writer, readers use its reader side).
+  const ConnStats& conn_stats() const { return *conn_; }
   // TSC of the last received packet (read by the control thread for --exit-when-idle).
   uint64_t last_rx_tsc() const { return last_rx_.load(std::memory_order_relaxed); }
   bool running() const { return running_.load(std::memory_order_relaxed); }
@@ -60,6 +62,7 @@ class Worker {
   SnapshotPublisher* pub_;
   std::unique_ptr<FlowTable> flows_;
   WorkerCounters ctr_;
+  std::unique_ptr<ConnStats> conn_;
   WorkerCtx ctx_;
   Pipeline pipe_;
   Burst burst_;

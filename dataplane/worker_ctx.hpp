@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dataplane/burst.hpp"
+#include "dataplane/conn_metrics.hpp"
 #include "dataplane/counters.hpp"
 #include "dataplane/flow_table.hpp"
 #include "dataplane/snapshot.hpp"
@@ -43,6 +44,10 @@ struct WorkerCtx {
   uint64_t snap_generation = ~0ull;  // generation the templates were built for
   FlowTable* flows = nullptr;
   WorkerCounters* ctr = nullptr;
+  // istio_tcp_* aggregates (conn_metrics.hpp); null: none (every flow lands in conn_sink).
+  ConnStats* conn = nullptr;
+  uint64_t conn_sink[2] = {};
+  uint64_t* conn_bytes = conn_sink;  // indexed by FlowEntry::conn: one add per packet
   IMB_MGR* imb = nullptr;
   rte_mempool* pool = nullptr;  // for replies, ICMP errors and fragments
   TxBuffer to_local, to_fabric;
