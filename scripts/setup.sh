@@ -11,7 +11,7 @@ PACKAGES=(
   libdpdk-dev dpdk dpdk-dev dpdk-doc libipsec-mb-dev libssl-dev openssl
   libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libfmt-dev nlohmann-json3-dev libpcap-dev
-  tshark tcpdump iproute2 ethtool iperf3 curl iputils-ping
+  tshark tcpdump iproute2 ethtool iperf3 curl iputils-ping python3-prometheus-client
 )
 
 missing=()
