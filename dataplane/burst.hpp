@@ -28,7 +28,7 @@ struct PacketInfo {
   uint8_t l4_proto;   // TCP/UDP/ICMP/ICMPv6/...
   FlowAction action;  // outbound decision
   uint8_t is_fragment;
-  uint16_t entropy;   // outbound: inner UDP source port for this flow (from the flow entry)
+  uint16_t entropy;       // outbound: inner UDP source port for this flow (from the flow entry)
   uint32_t flow;          // flow entry index (outbound)
   uint32_t node;          // destination node (outbound), SA peer node (inbound)
   uint32_t dst_workload;  // WorkloadIdx of the destination, when known
@@ -45,6 +45,14 @@ struct Burst {
   PacketInfo info[kBurstSize];
 
   void clear() { n = 0; }
+  // Keeps packet i as the next survivor of a filtering pass (two-index compaction, i >= keep).
+  void keep(uint16_t i, uint16_t& kept) {
+    if (kept != i) {
+      pkts[kept] = pkts[i];
+      info[kept] = info[i];
+    }
+    kept++;
+  }
   // Appends a packet; caller guarantees n < kBurstSize.
   PacketInfo& push(rte_mbuf* m) {
     pkts[n] = m;

@@ -136,6 +136,21 @@ class FlowTable {
     fill(key, h, pos);
     return pos;
   }
+  // A burst packet's flow after lookup_bulk(): bulk_idx if it hit; on a miss, looked up again if
+  // an earlier packet of the same burst inserted (*burst_inserted), else inserted (*created set,
+  // *burst_inserted set). -1: the table is full.
+  int32_t find_or_insert(const FlowKey& key, int32_t bulk_idx, bool* burst_inserted,
+                         bool* created) {
+    *created = false;
+    if (bulk_idx >= 0) return bulk_idx;
+    if (*burst_inserted) {
+      int32_t p = lookup(key);
+      if (p >= 0) return p;
+    }
+    *burst_inserted = true;
+    *created = true;
+    return insert(key);
+  }
   // Any thread registered with the table's RCU variable (see the contract). No cache.
   int32_t lookup_shared(const FlowKey& key) const {
     int32_t pos = rte_hash_lookup_with_hash(hash_, &key, hash(key));
@@ -181,7 +196,9 @@ class FlowTable {
   // Static entries are never aged.
   unsigned age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget);
   // The owner's istio_tcp_* aggregates: an aged connection opener counts as closed there.
-  void set_conn_stats(ConnStats* c) { conn_ = c; }
+  void set_conn_stats(ConnStats* c) {
+    conn_ = c;
+  }
 
   // Key positions 0 .. positions()-1, for incremental scans by the owner (worker_mailbox.cpp):
   // key_at() is false for a position that holds no live key.

@@ -57,17 +57,14 @@ void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
   for (uint16_t i = 0; i < b.n; i++) {
     rte_mbuf* m = b.pkts[i];
     PacketInfo& info = b.info[i];
-    int32_t fi = idx[i];
-    if (fi < 0 && inserted) fi = ctx.flows->lookup(info.key);
-    bool fresh = fi < 0;
+    bool fresh;
+    int32_t fi = ctx.flows->find_or_insert(info.key, idx[i], &inserted, &fresh);
+    if (fresh) ctx.ctr->flow_misses++;
+    if (fi < 0) {
+      ctx.drop(m, DropReason::kFlowTableFull);
+      continue;
+    }
     if (fresh) {
-      inserted = true;
-      ctx.ctr->flow_misses++;
-      fi = ctx.flows->insert(info.key);
-      if (fi < 0) {
-        ctx.drop(m, DropReason::kFlowTableFull);
-        continue;
-      }
       FlowEntry& e = ctx.flows->entry(fi);
       e = FlowEntry{};
       e.created_tsc = ctx.now;
@@ -100,11 +97,7 @@ void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
       continue;
     }
     if (e.nat == NatKind::kUnDnat) nat_rewrite_src(m, info, e.nat_addr, e.nat_port);
-    if (keep != i) {
-      b.pkts[keep] = m;
-      b.info[keep] = info;
-    }
-    keep++;
+    b.keep(i, keep);
   }
   ctx.ctr->flow_hits += hits;
   b.n = keep;
