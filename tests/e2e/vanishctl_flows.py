@@ -17,6 +17,8 @@ fabric_out.pcap. Control socket in a temporary directory. Asserted:
   - bad input exits 2 with a message; a refused request (no such entry, no such worker) exits 1;
   - `trace --count 5` returns 5 packets with their per-stage records (local-ingress ...
     esp-encap tx-fabric);
+  - abusive control clients (garbage, an oversized length, a truncated frame, a silent
+    connection held open) while traffic flows: every packet sent meanwhile is forwarded;
   - vanishd forwards throughout: every frame that should be encrypted is on the fabric.
 Needs root (veth, DPDK).
 """
@@ -254,6 +256,26 @@ def main() -> int:
         c.check(any(r["sport"] == 40002 and r["dst"] == HB1.v4 for r in tj["records"]), "trace: key fields")
         t = ctl("trace", "--count", "1", "--timeout", "0.5")
         c.check(t.returncode == 1, "trace with no traffic: exit 1 (nothing traced)", t.stdout + t.stderr)
+
+        # Abusive control clients while traffic flows: a silent one held open, garbage, an
+        # oversized length, a truncated frame. Packets sent meanwhile are all forwarded.
+        import socket as _socket
+        import struct as _struct
+        silent = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        silent.connect(sock)
+        for payload in (b"\x00\x00\x00\x05garbage!", _struct.pack("!I", 0x7FFFFFFF) + b"x" * 64,
+                        _struct.pack("!I", 1000) + b"short"):
+            s2 = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            s2.settimeout(5)
+            s2.connect(sock)
+            s2.sendall(payload)
+            veth.send(udp_frames(40003, 2))
+            encrypted_expected += 2
+            s2.close()
+        got = wait_for(lambda: [f for f in find(flows("--match", "40003"), sport=40003) if f["packets"] >= 6], 10)
+        c.check(bool(got), "abusive control clients: forwarding went on (6 of 6 packets)",
+                json.dumps(flows("--match", "40003")))
+        silent.close()
 
         # Still forwarding: one more packet of the first flow.
         veth.send(udp_frames(40000, 1))
