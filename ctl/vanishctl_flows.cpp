@@ -26,40 +26,17 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 // --socket, $VANISH_CTL_SOCKET, the node's default path (--config FILE), or the only socket in
-// /run/vanish (as vanishctl_config.cpp).
+// /run/vanish: the rules of every vanishctl command that talks to vanishd (vanishctl_config.hpp).
 bool socket_path(const FlowsCmdOptions& o, std::string* path, std::string* why) {
-  if (!o.socket.empty()) {
-    *path = o.socket;
-    return true;
-  }
-  if (const char* env = std::getenv("VANISH_CTL_SOCKET"); env && *env) {
-    *path = env;
-    return true;
-  }
-  if (!o.config.empty()) {
-    config::Config cfg;
-    std::vector<std::string> errors;
-    if (!load_config(o.config, &cfg, &errors)) {
+  std::string node;
+  if (o.socket.empty() && !o.config.empty()) {
+    node = config_node(o.config);
+    if (node.empty()) {
       *why = "cannot load " + o.config;
       return false;
     }
-    *path = default_ctl_socket(cfg.this_node());
-    return true;
   }
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  std::vector<std::string> found;
-  fs::path dir = fs::path(default_ctl_socket("x")).parent_path();
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    if (it->path().extension() == ".sock") found.push_back(it->path().string());
-  if (found.size() == 1) {
-    *path = found[0];
-    return true;
-  }
-  *why = found.empty() ? "no vanishd socket in " + dir.string() + "; give --socket PATH"
-                       : std::to_string(found.size()) + " vanishd sockets in " + dir.string() +
-                             "; give --socket PATH or --config FILE";
-  return false;
+  return resolve_socket(o.socket, node, path, why);
 }
 
 class Session {

@@ -29,8 +29,8 @@ class OutboundClassify final {
   // first (sticky endpoint), then overwrites the decision fields.
   static void classify(WorkerCtx& ctx, const FlowKey& key, FlowEntry& e);
 
- private:
-  // Adds the reply-index key of DNATed flow (key, e) to the worker's table. False when full.
+  // Adds (or refreshes) the reply-index key of DNATed flow (key, e) in the worker's table (also
+  // used for operator-pinned VIP flows, worker_mailbox.cpp). False when the table is full.
   static bool index_reply(WorkerCtx& ctx, const FlowKey& key, const FlowEntry& e);
 };
 

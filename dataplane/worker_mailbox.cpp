@@ -99,27 +99,6 @@ void WorkerMailbox::complete() {
 
 namespace {
 
-// The reply-index key of a DNATed outbound flow (as OutboundClassify adds it).
-bool index_reply(WorkerCtx& ctx, const FlowKey& key, const FlowEntry& e) {
-  FlowKey ri = FlowTable::reply_index_key(key, e);
-  int32_t p = ctx.flows->lookup(ri);
-  if (p < 0) p = ctx.flows->insert(ri);
-  if (p < 0) return false;
-  FlowEntry& r = ctx.flows->entry(p);
-  r = FlowEntry{};
-  r.generation = e.generation;
-  r.created_tsc = r.last_tsc = ctx.now;
-  r.action = FlowAction::kDeliver;
-  r.nat = NatKind::kUnDnat;
-  r.nat_addr = key.dst_ip();
-  r.nat_port = key.dport;
-  r.service = e.service;
-  r.src_workload = e.dst_workload;
-  r.dst_workload = e.src_workload;
-  r.policy = kInvalidIdx;
-  return true;
-}
-
 bool dump(const MailRequest& q, MailResult& r, WorkerCtx& ctx) {
   FlowTable& t = *ctx.flows;
   const uint32_t n = t.positions();
@@ -223,7 +202,7 @@ void add_flow(const MailRequest& q, MailResult& r, WorkerCtx& ctx) {
   const bool has = key.zone == kZoneOutbound && e.nat == NatKind::kDnat;
   const FlowKey new_ri = has ? FlowTable::reply_index_key(key, e) : FlowKey{};
   if (had && (!has || !FlowTable::key_eq(old_ri, new_ri))) t.erase(old_ri);
-  if (has && !index_reply(ctx, key, e)) {
+  if (has && !OutboundClassify::index_reply(ctx, key, e)) {
     e.action = FlowAction::kDrop;
     e.drop_reason = uint8_t(DropReason::kFlowTableFull);
   }
