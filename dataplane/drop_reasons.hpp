@@ -6,6 +6,8 @@
 
 namespace vanish::dp {
 
+// One reason per line (a table; not reflowed):
+// clang-format off
 #define VANISH_DROP_REASONS(X)                                                                    \
   X(kParseError, "parse_error", "malformed or truncated Ethernet/IP/L4 header")                   \
   X(kUnsupportedL2, "unsupported_l2", "ethertype is not IPv4, IPv6 or ARP")                       \
@@ -41,6 +43,8 @@ namespace vanish::dp {
   X(kArpIgnored, "arp_ignored", "ARP/ND not for a gateway address (consumed)")                    \
   X(kEchoReplied, "echo_replied", "ICMP echo to the gateway (consumed, reply sent)")              \
   X(kStaticDeny, "static_deny", "pinned by vanishctl flow add --verdict deny")
+
+// clang-format on
 
 enum class DropReason : uint8_t {
 #define VANISH_X(id, name, desc) id,
