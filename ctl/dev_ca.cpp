@@ -14,26 +14,14 @@
 #include <ctime>
 #include <memory>
 
+#include "ctl/ossl_ptr.hpp"
 #include "ctl/spiffe.hpp"
 
 namespace vanish::ctl {
 namespace {
 
-struct Free {
-  void operator()(X509* p) const { X509_free(p); }
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(BIO* p) const { BIO_free(p); }
-  void operator()(BIGNUM* p) const { BN_free(p); }
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
-};
-template <class T>
-using Ptr = std::unique_ptr<T, Free>;
-
-bool fail(std::string* err, std::string why) {
-  if (err) *err = std::move(why);
-  return false;
-}
+using ossl::fail;
+using ossl::Ptr;
 
 std::string bio_string(BIO* b) {
   char* data = nullptr;

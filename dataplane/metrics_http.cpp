@@ -8,47 +8,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+
+#include "ctl/host_port.hpp"
 #include <cstring>
 
 namespace vanish::dp {
 
 namespace {
-
-bool parse_addr(const std::string& a, sockaddr_storage* ss, socklen_t* len) {
-  std::string host, port;
-  if (!a.empty() && a[0] == '[') {
-    size_t e = a.find("]:");
-    if (e == std::string::npos) return false;
-    host = a.substr(1, e - 1);
-    port = a.substr(e + 2);
-  } else {
-    size_t c = a.rfind(':');
-    if (c == std::string::npos) return false;
-    host = a.substr(0, c);
-    port = a.substr(c + 1);
-  }
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  unsigned long p = std::stoul(port);
-  if (p > 65535) return false;
-  std::memset(ss, 0, sizeof *ss);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
-  if (host.empty()) host = "0.0.0.0";
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(uint16_t(p));
-    *len = sizeof *v4;
-    return true;
-  }
-  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(uint16_t(p));
-    *len = sizeof *v6;
-    return true;
-  }
-  return false;
-}
 
 std::string reply(const char* status, const char* type, const std::string& body, bool head) {
   std::string r = std::string("HTTP/1.1 ") + status + "\r\nContent-Type: " + type +
@@ -68,7 +34,7 @@ MetricsHttp::~MetricsHttp() {
 bool MetricsHttp::open(const std::string& addr, std::string* err) {
   sockaddr_storage ss;
   socklen_t len;
-  if (!parse_addr(addr, &ss, &len)) {
+  if (!ctl::parse_host_port(addr, &ss, &len, true)) {
     *err = "bad address \"" + addr + "\" (HOST:PORT or [IPv6]:PORT)";
     return false;
   }

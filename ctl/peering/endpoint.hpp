@@ -14,6 +14,8 @@
 // - fill_pollfds()/handle() let the owner merge these sockets into its own poll set instead.
 #pragma once
 
+#include "ctl/host_port.hpp"
+
 #include <sys/socket.h>
 
 #include <functional>
@@ -71,7 +73,6 @@ class PeeringEndpoint {
   uint64_t accepted_ = 0;
 };
 
-// "host:port" / "[v6]:port" to a sockaddr; false if it does not parse.
-bool parse_host_port(const std::string& s, sockaddr_storage* ss, socklen_t* len);
+using ctl::parse_host_port;  // ctl/host_port.hpp
 
 }  // namespace vanish::ctl::peering

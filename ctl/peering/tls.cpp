@@ -7,24 +7,14 @@
 #include <vector>
 
 #include "ctl/dev_ca.hpp"
+#include "ctl/ossl_ptr.hpp"
 #include "ctl/spiffe.hpp"
 
 namespace vanish::ctl::peering {
 namespace {
 
-struct Free {
-  void operator()(X509* p) const { X509_free(p); }
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(BIO* p) const { BIO_free(p); }
-  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
-};
-template <class T>
-using Ptr = std::unique_ptr<T, Free>;
-
-bool fail(std::string* err, std::string why) {
-  if (err) *err = std::move(why);
-  return false;
-}
+using ossl::fail;
+using ossl::Ptr;
 
 std::vector<Ptr<X509>> read_certs(const std::string& pem) {
   std::vector<Ptr<X509>> out;
