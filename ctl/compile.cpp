@@ -383,6 +383,48 @@ class Compiler {
       }
       OPENSSL_cleanse(key.data(), key.size());
     }
+    return ok && dynamic_sas();
+  }
+
+  // Peering SAs: shared objects, used as they are (see compile.hpp).
+  bool dynamic_sas() {
+    std::shared_ptr<const DynamicSas> dyn = o_.dynamic_sas ? o_.dynamic_sas() : nullptr;
+    if (!dyn) return true;
+    bool ok = true;
+    for (const DynamicPeerSas& p : dyn->peers) {
+      auto it = node_by_name_.find(p.node);
+      if (it == node_by_name_.end() || p.node == c_.this_node()) continue;  // node left config
+      uint32_t peer = it->second;
+      dp::PeerTx& pt = s_->peer_tx[peer];
+      bool all = o_.n_workers > 0;
+      for (unsigned w = 0; w < o_.n_workers; w++) all = all && p.outbound[w] != nullptr;
+      if (all) {
+        for (unsigned w = 0; w < o_.n_workers; w++) {
+          pt.sa[w] = p.outbound[w].get();
+          pt.udp_sport[w] = p.udp_sport[w];
+          s_->sa_owner.push_back(p.outbound[w]);
+        }
+        const dp::NodeInfo& pn = s_->nodes[peer];
+        pt.reachable =
+            pt.outer_ipv6 ? !pn.fabric_v6.is_unspecified() : !pn.fabric_v4.is_unspecified();
+      }
+      for (const DynamicPeerSas::Inbound& in : p.inbound) {
+        if (!in.sa) continue;
+        uint32_t spi = in.sa->spi();
+        if (s_->sa_in.find(spi)) {
+          errors_->push_back({"peering " + p.node, "inbound_spis",
+                              "SPI " + std::to_string(spi) + " is already in use"});
+          ok = false;
+          continue;
+        }
+        dp::InboundSa entry;
+        entry.sa = in.sa.get();
+        entry.peer = NodeIdx(peer);
+        entry.owner_worker = uint16_t(in.owner_worker % o_.n_workers);
+        s_->sa_in.insert(spi, entry);
+        s_->sa_owner.push_back(in.sa);
+      }
+    }
     return ok;
   }
 

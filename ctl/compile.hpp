@@ -13,6 +13,13 @@
 //   fabric address of the outer family (fabric.ipv6). Static SAs to this node give sa_in
 //   entries for SPIs spi_base .. spi_base + dp::kMaxWorkers - 1 (the sender may run more
 //   workers than we do); SPI spi_base + k belongs to worker k % n_workers.
+// - Dynamic SAs (mTLS peering, ctl/peering/manager.hpp) come from opts.dynamic_sas() when it is
+//   set: per peer node, an outbound EspSa per worker (PeerTx, reachable when every worker has one
+//   and the peer has a fabric address) and any number of inbound SAs (sa_in, with their owner
+//   worker). The objects are shared, not copied: the snapshot keeps them alive (sa_owner) and
+//   every generation that lists them uses the same sequence numbers and replay windows. A peer
+//   without dynamic SAs is unreachable (fail closed). An inbound SPI that collides with another
+//   is an error.
 // - `previous` (may be null) is only read. From it the new snapshot carries forward
 //   * every SA whose direction, peer, worker, SPI, cipher, key, salt, ESN and window are
 //     unchanged (the same shared EspSa object, so sequence numbers and replay windows go on);
@@ -22,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,12 +41,29 @@
 
 namespace vanish::ctl {
 
+// SAs keyed by peering handshakes (owned by the peering manager; see the contract above).
+struct DynamicPeerSas {
+  std::string node;  // Node.name of the peer
+  std::shared_ptr<crypto::EspSa> outbound[dp::kMaxWorkers];  // by local worker; all or none
+  uint16_t udp_sport[dp::kMaxWorkers] = {};
+  struct Inbound {
+    std::shared_ptr<crypto::EspSa> sa;
+    uint16_t owner_worker = 0;
+  };
+  std::vector<Inbound> inbound;
+};
+struct DynamicSas {
+  std::vector<DynamicPeerSas> peers;
+};
+
 struct CompileOptions {
   unsigned n_workers = 1;   // worker lcores, 1..dp::kMaxWorkers
   uint64_t generation = 0;  // copied into Snapshot::generation
   // Byte-exact test fixtures only: outbound ESP IVs equal the sequence number instead of being
   // masked with a random per-SA value (crypto::EspSaParams::deterministic_iv).
   bool deterministic_iv = false;
+  // The current peering SAs (null or unset: none). Called once per compile.
+  std::function<std::shared_ptr<const DynamicSas>()> dynamic_sas;
 };
 
 std::unique_ptr<dp::Snapshot> compile_snapshot(const config::Config& cfg,

@@ -4,12 +4,14 @@
 #include <cctype>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "crypto/replay_window.hpp"
 #include "ctl/authz.hpp"  // root_namespace() (header-only)
 #include "ctl/model.hpp"
+#include "ctl/spiffe.hpp"
 #include "dataplane/types.hpp"
 
 namespace vanish::ctl {
@@ -108,6 +110,7 @@ class Validator {
     workloads();
     services();
     static_sas();
+    peering();
     neighbours();
     authorizations();
     return errors_->size() == before;
@@ -221,6 +224,63 @@ class Validator {
     if (!ok)
       err(res, "management_address",
           quote(s) + " is not host:port (port 1..65535, IPv6 as [addr]:port)");
+  }
+
+  // The peering block: files named, a known cipher, SPIFFE ids for this node and every peered
+  // node (one trust domain, unique), and no static SA with a peered node.
+  void peering() {
+    if (!c_.has_peering()) return;
+    const config::Peering& p = c_.peering();
+    const std::string res = "peering";
+    if (p.cert_file().empty()) err(res, "cert_file", "required (PEM certificate of this node)");
+    if (p.key_file().empty()) err(res, "key_file", "required (PEM private key)");
+    if (p.bundle_file().empty()) err(res, "bundle_file", "required (PEM trust bundle)");
+    if (!p.cipher().empty() && p.cipher() != "aes-128-gcm" && p.cipher() != "aes-256-gcm")
+      err(res, "cipher", quote(p.cipher()) + " is not aes-128-gcm or aes-256-gcm");
+    if (p.has_handshake_timeout_ms() &&
+        (p.handshake_timeout_ms() < 10 || p.handshake_timeout_ms() > 60000))
+      err(res, "handshake_timeout_ms", "must be 10..60000");
+    if (p.has_grace_ms() && p.grace_ms() > 600000) err(res, "grace_ms", "must be at most 600000");
+    if (p.has_rekey_packets() && p.rekey_packets() != 0 && p.rekey_packets() < 16)
+      err(res, "rekey_packets", "must be 0 (off) or at least 16");
+    if (p.has_reconnect_max_ms() && p.reconnect_max_ms() < 100)
+      err(res, "reconnect_max_ms", "must be at least 100");
+    if (!p.listen_address().empty()) management_address(res, p.listen_address());
+    std::string td;
+    std::map<std::string, std::string> ids;
+    for (const config::Node& n : c_.nodes()) {
+      bool self = n.name() == c_.this_node();
+      if (n.spiffe_id().empty()) {
+        if (self) err("node " + n.name(), "spiffe_id", "required with peering");
+        continue;
+      }
+      if (!self && n.management_address().empty()) continue;  // not peered
+      SpiffeId id;
+      std::string why;
+      if (!parse_spiffe_id(n.spiffe_id(), &id, &why)) {
+        err("node " + n.name(), "spiffe_id", why);
+        continue;
+      }
+      if (td.empty()) td = id.trust_domain;
+      if (id.trust_domain != td)
+        err("node " + n.name(), "spiffe_id",
+            "trust domain " + quote(id.trust_domain) + " differs from " + quote(td) +
+                " (peering uses one trust domain)");
+      auto [it, fresh] = ids.emplace(n.spiffe_id(), n.name());
+      if (!fresh) err("node " + n.name(), "spiffe_id", "also the id of node " + it->second);
+      if (!self) peered_.insert(n.name());
+      if (self && n.management_address().empty() && p.listen_address().empty())
+        err("node " + n.name(), "management_address",
+            "required with peering (or peering.listen_address)");
+    }
+    for (const config::StaticSa& sa : c_.static_sas()) {
+      const std::string& other =
+          sa.from_node() == c_.this_node() ? sa.to_node() : sa.from_node();
+      if ((sa.from_node() == c_.this_node() || sa.to_node() == c_.this_node()) &&
+          peered_.count(other))
+        err("static_sa " + sa.from_node() + "->" + sa.to_node(), "to_node",
+            "node " + other + " is peered (peering block): its SAs come from the handshake");
+    }
   }
 
   void this_node() {
@@ -748,6 +808,7 @@ class Validator {
   std::vector<ConfigError>* errors_;
   std::vector<NodeFacts> facts_;
   std::unordered_map<std::string, int> node_by_name_;
+  std::set<std::string> peered_;
   std::unordered_map<IpAddr, int, IpAddrHash> workload_by_addr_;
   struct VipPortHash {
     size_t operator()(const std::pair<IpAddr, uint32_t>& k) const {

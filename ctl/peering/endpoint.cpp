@@ -25,7 +25,7 @@ void set_common(int fd) {
 
 PeeringEndpoint::PeeringEndpoint(const TlsContext& tls, PeerPolicy server_policy,
                                  EndpointOptions opts)
-    : tls_(tls), server_policy_(std::move(server_policy)), opts_(opts) {
+    : tls_(&tls), server_policy_(std::move(server_policy)), opts_(opts) {
   log = [](const std::string& line) { std::cerr << line << "\n"; };
 }
 
@@ -63,7 +63,7 @@ std::shared_ptr<PeerConn> PeeringEndpoint::connect(const std::string& host_port,
   PeerPolicy policy;
   // The trust domain comes from config (the server policy) when given, else from our own id.
   policy.trust_domain =
-      server_policy_.trust_domain.empty() ? tls_.trust_domain() : server_policy_.trust_domain;
+      server_policy_.trust_domain.empty() ? tls_->trust_domain() : server_policy_.trust_domain;
   policy.allowed[spiffe_id] = node;
   auto deadline = Clock::now() + std::chrono::milliseconds(opts_.handshake_timeout_ms);
   sockaddr_storage ss;
@@ -88,7 +88,7 @@ std::shared_ptr<PeerConn> PeeringEndpoint::connect(const std::string& host_port,
       }
     }
   }
-  auto c = std::make_shared<PeerConn>(tls_, fd, PeerConn::Role::kClient, std::move(policy),
+  auto c = std::make_shared<PeerConn>(*tls_, fd, PeerConn::Role::kClient, std::move(policy),
                                       deadline, connecting);
   if (!why.empty()) c->fail(Refusal::kConnectFailed, why);
   conns_.push_back(c);
@@ -114,7 +114,7 @@ void PeeringEndpoint::accept_all() {
     }
     set_common(fd);
     auto deadline = Clock::now() + std::chrono::milliseconds(opts_.handshake_timeout_ms);
-    conns_.push_back(std::make_shared<PeerConn>(tls_, fd, PeerConn::Role::kServer, server_policy_,
+    conns_.push_back(std::make_shared<PeerConn>(*tls_, fd, PeerConn::Role::kServer, server_policy_,
                                                 deadline, false));
     reported_.push_back(false);
   }
@@ -150,7 +150,12 @@ void PeeringEndpoint::reap(Clock::time_point now) {
       if (on_established) on_established(conns_[k]);
     }
     if (c.done()) {
-      if (c.state() == PeerConn::State::kFailed) {
+      if (c.state() == PeerConn::State::kFailed && c.was_established()) {
+        ++lost_;
+        if (log)
+          log("peering: connection to node " + c.peer().node + " lost: " +
+              refusal_name(c.refusal()) + (c.detail().empty() ? "" : " (" + c.detail() + ")"));
+      } else if (c.state() == PeerConn::State::kFailed) {
         ++refusals_[size_t(c.refusal())];
         if (log) {
           std::string who = c.peer().node.empty() ? std::string(c.role() == PeerConn::Role::kServer
