@@ -116,6 +116,27 @@ LiveConfig::Result LiveConfig::apply(const config::Config& cfg, bool dry_run) {
   return finish(std::move(r), &cfg, t0, std::move(snap), dry_run);
 }
 
+LiveConfig::Result LiveConfig::republish() {
+  Clock::time_point t0 = Clock::now();
+  Result r;
+  const dp::Snapshot* cur = current_();
+  CompileOptions co = opts_.compile;
+  co.generation = (cur ? cur->generation : 0) + 1;
+  auto snap = compile_snapshot(cfg_, co, cur, &r.errors);
+  if (snap) {
+    r.ok = true;
+    r.generation = co.generation;
+    publish_(std::move(snap));
+  } else {
+    r.generation = cur ? cur->generation : 0;
+    std::string line = "vanishd: republishing the running config failed:";
+    for (auto& e : r.errors) line += "\n  " + e.str();
+    log_(true, line);
+  }
+  r.ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  return r;
+}
+
 LiveConfig::Result LiveConfig::reload_file() {
   Clock::time_point t0 = Clock::now();
   config::Config cfg;

@@ -62,6 +62,9 @@ class LiveConfig {
   void poll();
 
   Result apply(const config::Config& cfg, bool dry_run);
+  // Compiles the running config again (generation + 1) and publishes it: the SAs of peering
+  // changed (CompileOptions::dynamic_sas). Logs only a failure.
+  Result republish();
   // Loads the config file (with includes) and applies it.
   Result reload_file();
   void handle(const v1::Request& req, v1::Response* resp);

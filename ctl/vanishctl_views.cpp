@@ -68,6 +68,29 @@ int run_stats(const ViewCmdOptions& o, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+// vanishctl peers rekey [NODE]
+int run_peer_rekey(const ViewCmdOptions& o, const std::string& node, std::ostream& out,
+                   std::ostream& err) {
+  v1::Request req;
+  req.mutable_peer_rekey()->set_node(node);
+  v1::Response resp;
+  ViewCmdOptions po = o;
+  po.view = "peers rekey";
+  if (!fetch(po, req, &resp, err)) return kExitBadInput;
+  if (resp.payload_case() != v1::Response::kPeerRekey) {
+    err << "vanishctl peers rekey: vanishd does not serve this command (older version?)\n";
+    return kExitBadInput;
+  }
+  if (o.output == "json") {
+    views::Json j;
+    j["rekeying"] = resp.peer_rekey().nodes();
+    out << j.dump(2) << "\n";
+  } else {
+    for (const auto& n : resp.peer_rekey().nodes()) out << "rekey started with " << n << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int run_view(const ViewCmdOptions& o, std::ostream& out, std::ostream& err) {
@@ -168,6 +191,25 @@ void add_view_commands(CLI::App& app, std::function<int()>* run) {
       c->add_option("--limit", o->limit, "at most N rows (default 1000; 0: as many as fit)");
     }
     c->footer("Exit status: 0 ok, 2 vanishd unreachable, error reply or bad usage.");
+    if (std::string(v.name) == "peers") {
+      auto node = std::make_shared<std::string>();
+      CLI::App* rk = c->add_subcommand(
+          "rekey", "start a rekey (fresh mTLS handshake, new SAs, no packet lost) with NODE or "
+                   "every peer");
+      rk->add_option("node", *node, "the peer node (default: every peer)");
+      rk->add_option("--socket", o->socket, socket_help);
+      rk->add_option("--config", o->config, "a config file naming the node");
+      rk->add_option("-o,--output", o->output, "output format")
+          ->check(CLI::IsMember({"text", "json"}));
+      rk->callback([o, node, run] {
+        *run = [o, node] { return run_peer_rekey(*o, *node, std::cout, std::cerr); };
+      });
+      c->callback([o, run, c] {
+        if (c->got_subcommand("rekey")) return;
+        *run = [o] { return run_view(*o, std::cout, std::cerr); };
+      });
+      continue;
+    }
     c->callback([o, run] { *run = [o] { return run_view(*o, std::cout, std::cerr); }; });
   }
 }

@@ -315,6 +315,16 @@ Json peers_json(const v1::PeerRows& r) {
     x["last_handshake"] = p.last_handshake().empty() ? Json(nullptr) : Json(p.last_handshake());
     x["rekeys"] = p.has_rekeys() ? Json(p.rekeys()) : Json(nullptr);
     x["spiffe_id"] = p.spiffe_id();
+    x["management_address"] = p.management_address();
+    if (p.keying() == "mtls") {
+      x["connection"] = p.connection();
+      x["handshake_ms"] = p.handshake_ms();
+      x["handshakes"] = p.handshakes();
+      x["generations"] = p.generations();
+      x["last_error"] = p.last_error();
+      x["dialer"] = p.dialer();
+      x["peer_restarts"] = p.peer_restarts();
+    }
     rows.push_back(std::move(x));
   }
   return list_json("peers", r, std::move(rows));
@@ -322,10 +332,26 @@ Json peers_json(const v1::PeerRows& r) {
 
 std::string peers_text(const v1::PeerRows& r) {
   std::vector<Row> rows;
-  for (const auto& p : r.rows())
-    rows.push_back({p.name(), p.fabric_ipv4(), p.fabric_ipv6(), p.state(), p.keying(),
-                    std::to_string(p.sas_out()), std::to_string(p.sas_in()), p.last_handshake(),
-                    p.has_rekeys() ? u64(p.rekeys()) : ""});
+  bool mtls = false;
+  for (const auto& p : r.rows()) mtls = mtls || p.keying() == "mtls";
+  for (const auto& p : r.rows()) {
+    char ms[32] = "";
+    if (p.keying() == "mtls" && p.handshakes()) std::snprintf(ms, sizeof ms, "%.2f", p.handshake_ms());
+    Row row{p.name(), p.fabric_ipv4(), p.fabric_ipv6(), p.state(), p.keying(),
+            std::to_string(p.sas_out()), std::to_string(p.sas_in()), p.last_handshake(),
+            p.has_rekeys() ? u64(p.rekeys()) : ""};
+    if (mtls) {
+      row.insert(row.begin() + 5, p.connection());
+      row.push_back(ms);
+      row.push_back(p.last_error());
+    }
+    rows.push_back(std::move(row));
+  }
+  if (mtls)
+    return list_text({"PEER", "FABRIC IPV4", "FABRIC IPV6", "STATE", "KEYING", "CONNECTION",
+                      "SAS OUT", "SAS IN", "LAST HANDSHAKE", "REKEYS", "HANDSHAKE MS",
+                      "LAST ERROR"},
+                     rows, r);
   return list_text({"PEER", "FABRIC IPV4", "FABRIC IPV6", "STATE", "KEYING", "SAS OUT", "SAS IN",
                     "LAST HANDSHAKE", "REKEYS"},
                    rows, r);

@@ -392,6 +392,7 @@ std::string Metrics::render() {
   header(o, "istio_tcp_sent_bytes_total", "counter",
          "bytes sent during response (server to client, IP length)");
   for (auto& [l, a] : agg) sample(o, "istio_tcp_sent_bytes_total", l, a.sent);
+  if (extra) extra(o);
   return o;
 }
 

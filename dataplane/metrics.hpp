@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -50,6 +51,8 @@ class Metrics {
 
   // Prometheus text exposition format 0.0.4.
   std::string render();
+  // Appends more series to every render() (vanishd: peering).
+  std::function<void(std::string&)> extra;
 
   // Registers /vanish/stats and /vanish/drops with DPDK telemetry (once per process).
   bool register_telemetry();

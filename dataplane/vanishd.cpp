@@ -13,11 +13,15 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <thread>
 #include <vector>
 
+// OpenSSL's headers (peering) before IPsec-MB's (crypto/).
+#include "ctl/peering/manager.hpp"
+//
 #include "ctl/compile.hpp"
 #include "ctl/config_loader.hpp"
 #include "ctl/live_config.hpp"
@@ -126,8 +130,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<ctl::ConfigError> cerrs;
+  // mTLS peering (config `peering`): the manager keys SAs with every peer; every compile takes
+  // the current ones (ctl/compile.hpp dynamic SAs). Created once the data plane exists.
+  std::unique_ptr<ctl::peering::PeeringManager> peering;
   // Live reloads compile with the same options (and generation + 1).
-  const ctl::CompileOptions compile_opts{n_workers, 1};
+  ctl::CompileOptions compile_opts{n_workers, 1};
+  compile_opts.dynamic_sas = [&peering]() -> std::shared_ptr<const ctl::DynamicSas> {
+    return peering ? peering->sas() : nullptr;
+  };
   auto snap = ctl::compile_snapshot(cfg, compile_opts, nullptr, &cerrs);
   if (!snap) {
     for (auto& e : cerrs) std::fprintf(stderr, "vanishd: config rejected: %s\n", e.str().c_str());
@@ -256,10 +266,11 @@ int main(int argc, char** argv) {
     lo.socket.path = o.ctl_socket.empty() ? ctl::default_ctl_socket(node) : o.ctl_socket;
   auto live = std::make_unique<ctl::LiveConfig>(
       lo, cfg, config_files, [&pub] { return pub.current(); },
-      [&pub, &metrics](std::unique_ptr<dp::Snapshot> s) {
+      [&pub, &metrics, &peering](std::unique_ptr<dp::Snapshot> s) {
         metrics->label(*s);
         metrics->count_reload(true);
         pub.publish(std::move(s));
+        if (peering) peering->published();  // its new inbound SAs are live now
       },
       [&metrics](bool error, const std::string& line) {
         if (error && line.rfind("vanishd: config rejected", 0) == 0) metrics->count_reload(false);
@@ -273,8 +284,27 @@ int main(int argc, char** argv) {
   control.local_port = local_port;
   control.fabric_port = fabric_port;
   control.start_tsc = rte_rdtsc();
-  live->set_extra([&control](const ctl::v1::Request& req, ctl::v1::Response* resp) {
-    return dp::handle_views(control, req, resp) || dp::handle_flows(control, req, resp);
+  live->set_extra([&control, &peering](const ctl::v1::Request& req, ctl::v1::Response* resp) {
+    if (req.command_case() == ctl::v1::Request::kPeerRekey) {
+      resp->set_ok(true);
+      if (!peering) {
+        resp->set_ok(false);
+        resp->set_error("peering is not configured (static SAs): nothing to rekey");
+        return true;
+      }
+      auto nodes = peering->rekey(req.peer_rekey().node());
+      if (nodes.empty()) {
+        resp->set_ok(false);
+        resp->set_error("no peer named \"" + req.peer_rekey().node() + "\"");
+        return true;
+      }
+      for (auto& n : nodes) resp->mutable_peer_rekey()->add_nodes(n);
+      return true;
+    }
+    bool served = dp::handle_views(control, req, resp) || dp::handle_flows(control, req, resp);
+    if (served && peering && req.command_case() == ctl::v1::Request::kPeers)
+      ctl::peering::annotate_peer_rows(*peering, resp->mutable_peers());
+    return served;
   });
   {
     std::string serr;
@@ -309,14 +339,69 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  // Peering: credentials, listener, peers; SAs follow within milliseconds of the handshakes.
+  auto peering_config = [&](const config::Config& c, bool first) {
+    ctl::peering::PeeringSettings ps;
+    std::vector<ctl::peering::PeerSpec> peers;
+    std::string perr;
+    std::string dir = std::filesystem::path(o.config).parent_path().string();
+    if (!ctl::peering::peering_from_config(c, dir, &ps, &peers, &perr) ||
+        !peering->configure(ps, peers, ctl::peering::static_inbound_spis(c), &perr)) {
+      std::fprintf(stderr, "vanishd: peering: %s%s\n", perr.c_str(),
+                   first ? "" : " (the previous peering settings stay)");
+      return false;
+    }
+    if (first && !o.quiet) {
+      std::printf("  peering: mTLS on %s (port %u) as %s, %zu peer(s)\n", ps.listen_address.c_str(),
+                  peering->port(), cfg.this_node().c_str(), peers.size());
+      std::fflush(stdout);
+    }
+    return true;
+  };
+  if (cfg.has_peering()) {
+    peering = std::make_unique<ctl::peering::PeeringManager>(
+        node, n_workers, [](bool error, const std::string& line) {
+          std::FILE* f = error ? stderr : stdout;
+          std::fprintf(f, "vanishd: %s\n", line.c_str());
+          std::fflush(f);
+        });
+    if (!peering_config(cfg, true)) {
+      peering.reset();
+      g_signal.store(true);
+    } else {
+      metrics->extra = [&peering](std::string& out) {
+        if (peering) ctl::peering::append_peering_metrics(*peering, out);
+      };
+    }
+  }
+  uint64_t applied_generation = pub.current()->generation;
   int rc = g_signal.load() ? 2 : 0;
   const uint64_t hz = rte_get_tsc_hz();
   uint64_t last_stats = rte_rdtsc();
   // Control thread: live config (file watch, control socket), shutdown and idleness; never
   // touches packets.
   while (!g_signal.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (peering)
+      peering->poll_once(5);  // sleeps in poll() on the peering sockets
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     live->poll();
+    if (peering) {
+      // A config applied since the last tick may change peers or peering settings.
+      uint64_t g = pub.current()->generation;
+      if (g != applied_generation) {
+        applied_generation = g;
+        if (live->config().has_peering())
+          peering_config(live->config(), false);
+        else
+          std::fprintf(stderr, "vanishd: peering: the config no longer has a peering block; "
+                               "peering goes on until restart\n");
+      }
+      if (peering->dirty()) {
+        live->republish();
+        applied_generation = pub.current()->generation;
+      }
+    }
     metrics_http.poll([&metrics] { return metrics->render(); });
     dp::views_tick(control);
     uint64_t now = rte_rdtsc();
@@ -354,6 +439,7 @@ int main(int argc, char** argv) {
   dp::stop_port(local_port);
   dp::stop_port(fabric_port);
   metrics.reset();  // disables the telemetry callbacks before the workers go
+  peering.reset();  // closes the peering connections; its SAs die with the snapshot below
   workers.clear();
   live.reset();       // closes and unlinks the control socket
   pub_owner.reset();  // frees the last snapshot and the RCU state before EAL memory goes

@@ -665,4 +665,91 @@ std::vector<PeerView> PeeringManager::view() const {
   return v;
 }
 
+void annotate_peer_rows(const PeeringManager& m, ctl::v1::PeerRows* rows) {
+  std::vector<PeerView> views = m.view();
+  int64_t now = int64_t(std::time(nullptr));
+  for (auto& r : *rows->mutable_rows()) {
+    for (const PeerView& v : views) {
+      if (v.node != r.name()) continue;
+      r.set_keying("mtls");
+      r.set_connection(v.connection);
+      r.set_handshake_ms(v.handshake_ms);
+      r.set_handshakes(v.handshakes);
+      r.set_generations(v.generations);
+      r.set_last_error(v.last_error);
+      r.set_dialer(v.dialer);
+      r.set_peer_restarts(v.peer_restarts);
+      r.set_rekeys(v.rekeys);
+      r.set_management_address(v.address);
+      if (v.last_handshake_unix) r.set_last_handshake(std::to_string(now - v.last_handshake_unix) + "s ago");
+    }
+  }
+}
+
+void append_peering_metrics(const PeeringManager& m, std::string& o) {
+  auto esc = [](const std::string& v) {
+    std::string r;
+    for (char c : v) {
+      if (c == '\\' || c == '"') r += '\\';
+      if (c == '\n') {
+        r += "\\n";
+        continue;
+      }
+      r += c;
+    }
+    return r;
+  };
+  auto head = [&](const char* name, const char* type, const char* help) {
+    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  auto one = [&](const char* name, const char* type, const char* help, uint64_t v) {
+    head(name, type, help);
+    o += std::string(name) + " " + std::to_string(v) + "\n";
+  };
+  const PeeringStats& s = m.stats();
+  one("vanish_peering_handshakes_total", "counter",
+      "mTLS peering handshakes that keyed SAs (first, rekeys, reconnects)", s.handshakes);
+  one("vanish_peering_rekeys_total", "counter", "SA generations replaced by a newer one",
+      s.rekeys);
+  one("vanish_peering_peer_restarts_total", "counter", "peers seen with a new boot id",
+      s.peer_restarts);
+  one("vanish_peering_connections_lost_total", "counter",
+      "established peering connections that failed", s.connections_lost);
+  one("vanish_peering_sas_expired_total", "counter",
+      "peers whose SAs reached their lifetime without a connection", s.sas_expired);
+  one("vanish_peering_protocol_errors_total", "counter",
+      "bad Hellos, unexpected frames, SA initialisation failures", s.protocol_errors);
+  one("vanish_peering_cert_reloads_total", "counter",
+      "credentials reloaded from changed files", s.cert_reloads);
+  one("vanish_peering_cert_reload_errors_total", "counter",
+      "changed credential files that did not load (old ones kept)", s.cert_reload_errors);
+  one("vanish_peering_cert_expiry_soon_total", "counter",
+      "warnings that this node's certificate expires soon", s.cert_expiry_soon);
+  head("vanish_peering_refusals_total", "counter", "peering handshakes refused, by reason");
+  for (size_t r = 1; r < kRefusalCount; r++)
+    o += std::string("vanish_peering_refusals_total{reason=\"") + refusal_name(Refusal(r)) +
+         "\"} " + std::to_string(s.refusals[r]) + "\n";
+  std::vector<PeerView> views = m.view();
+  head("vanish_peer_connected", "gauge", "1 while the peering connection to the peer is up");
+  for (auto& v : views)
+    o += "vanish_peer_connected{peer=\"" + esc(v.node) + "\"} " +
+         (v.connection.rfind("established", 0) == 0 ? "1" : "0") + "\n";
+  head("vanish_peer_handshake_ms", "gauge",
+       "the last handshake with the peer: connect or accept to SAs installed (ms)");
+  for (auto& v : views) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.3f", v.handshake_ms);
+    o += "vanish_peer_handshake_ms{peer=\"" + esc(v.node) + "\"} " + b + "\n";
+  }
+  head("vanish_peer_rekeys_total", "counter", "SA generations replaced, per peer");
+  for (auto& v : views)
+    o += "vanish_peer_rekeys_total{peer=\"" + esc(v.node) + "\"} " + std::to_string(v.rekeys) +
+         "\n";
+  head("vanish_peer_sa_generations", "gauge",
+       "key generations with SAs installed (1 steady, more during a rekey)");
+  for (auto& v : views)
+    o += "vanish_peer_sa_generations{peer=\"" + esc(v.node) + "\"} " +
+         std::to_string(v.generations) + "\n";
+}
+
 }  // namespace vanish::ctl::peering

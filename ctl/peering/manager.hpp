@@ -45,6 +45,7 @@
 //
 #include "ctl/compile.hpp"
 #include "vanish/config.pb.h"
+#include "vanish/ctl.pb.h"
 
 namespace vanish::ctl::peering {
 
@@ -176,5 +177,11 @@ class PeeringManager {
   bool expiry_warned_ = false;
   Clock::time_point next_expiry_check_{};
 };
+
+// Adds the peering columns (keying "mtls", connection, last handshake, rekeys, ...) to the rows
+// of `vanishctl peers` (filled from the snapshot by the data plane's view).
+void annotate_peer_rows(const PeeringManager& m, ctl::v1::PeerRows* rows);
+// Prometheus series of peering (vanish_peering_*, vanish_peer_*), appended to `o`.
+void append_peering_metrics(const PeeringManager& m, std::string& o);
 
 }  // namespace vanish::ctl::peering

@@ -28,6 +28,11 @@ collide; leftovers of dead runs of this harness are removed at start):
   VANISH_DPDK_MEM_MB defaults to 256 here (two instances); started one after the other, and
   again with --no-huge if hugepages ran out.
 - An optional tcpdump on each end of the fabric veth records what each node receives.
+- peering=True: SAs from mTLS peering instead of the example configs' static SAs. A dev CA and
+  node certificates are made with `vanishctl ca` in the work directory, static_sas are removed,
+  each node's config gets a `peering` block, and the node namespaces are joined by a second veth
+  pair `mgmt` (172.31.255.1/24 <-> .2/24: management_address :15443), so the peering TCP never
+  touches the fabric link. wait_peered() waits until both see each other reachable.
 
 Clean-up runs on any exit of the `with` block (failure, KeyboardInterrupt; install_signal_handlers()
 turns SIGTERM/SIGHUP into KeyboardInterrupt so meson's timeout also cleans up): processes are
@@ -67,6 +72,8 @@ from typing import Dict, List, Optional, Sequence
 
 sys.dont_write_bytecode = True
 
+MGMT_ADDR = {"node-a": "172.31.255.1", "node-b": "172.31.255.2"}  # peering=True only
+MGMT_PORT = 15443
 OWNER = "vnm"  # every netns / DPDK prefix of this harness starts with "vnm-<pid>-"
 THIS = os.path.abspath(__file__)
 
@@ -203,7 +210,7 @@ class NetnsMesh:
     def __init__(self, vanishd: str, vanishctl: str, root: str, *, v6fabric: bool = False,
                  capture: bool = True, verbose: bool = False, keep: bool = False,
                  max_idle_sleep_us: int = 100, framecnt: int = 4096, mesh_edit=None,
-                 extra_args: Sequence[str] = ()):
+                 extra_args: Sequence[str] = (), peering: bool = False, peering_extra: str = ""):
         self.vanishd_exe = os.path.abspath(vanishd)
         self.vanishctl_exe = os.path.abspath(vanishctl)
         self.root = os.path.abspath(root)
@@ -216,6 +223,8 @@ class NetnsMesh:
         self.framecnt = framecnt
         self.mesh_edit = mesh_edit
         self.extra_args = list(extra_args)
+        self.peering = peering
+        self.peering_extra = peering_extra  # more fields for the peering block (e.g. grace_ms)
         self.prefix = f"{OWNER}-{os.getpid()}-{secrets.token_hex(2)}"
         self.work = ""
         self.cfgdir = ""
@@ -357,6 +366,12 @@ class NetnsMesh:
         self._ip(nb, "link", "set", "fab", "address", NODES["node-b"].fabric_mac)
         for node in NODES:
             self._offloads_off(self.ns(node), "fab")
+        if self.peering:
+            # Management network for the peering TCP: its own veth, never the fabric.
+            self._ip(na, "link", "add", "mgmt", "type", "veth", "peer", "name", "mgmt", "netns", nb)
+            for node, ns in (("node-a", na), ("node-b", nb)):
+                self._ip(ns, "addr", "add", MGMT_ADDR[node] + "/24", "dev", "mgmt")
+                self._ip(ns, "link", "set", "mgmt", "up")
 
         for w in WORKLOADS.values():
             ns, node_ns, spec = self.ns(w.name), self.ns(w.node), NODES[w.node]
@@ -400,6 +415,74 @@ class NetnsMesh:
                 f.write(self.mesh_edit(text))
         suffix = "-v6fabric" if self.v6fabric else ""
         self.configs = {n: os.path.join(self.cfgdir, f"{n}{suffix}.textproto") for n in NODES}
+        if self.peering:
+            self._peering_configs()
+
+    def _peering_configs(self) -> None:
+        """Dev CA + node certificates (vanishctl ca), static SAs out, peering blocks in."""
+        ca = os.path.join(self.cfgdir, "ca")
+        sh([self.vanishctl_exe, "ca", "init", "--dir", ca])
+        for node in NODES:
+            sh([self.vanishctl_exe, "ca", "issue", "--dir", ca, "--spiffe-id",
+                f"spiffe://cluster.local/ns/vanish-system/sa/{node}",
+                "--out", os.path.join(self.cfgdir, "certs", node) + "/"])
+        p = os.path.join(self.cfgdir, "mesh.textproto")
+        with open(p) as f:
+            text = f.read()
+        text = re.sub(r"\nstatic_sas \{[^}]*\}", "", text)
+        for node, addr in MGMT_ADDR.items():
+            text = re.sub(r'(name: "%s"[^}]*management_address: ")[^"]*"' % node,
+                          r'\g<1>%s:%d"' % (addr, MGMT_PORT), text)
+        with open(p, "w") as f:
+            f.write(text)
+        for node, path in self.configs.items():
+            with open(path, "a") as f:
+                f.write(f"""
+# mTLS peering (added by the netns harness): certificates from its dev CA.
+peering {{
+  cert_file: "certs/{node}/cert.pem"
+  key_file: "certs/{node}/key.pem"
+  bundle_file: "certs/{node}/bundle.pem"
+  {self.peering_extra}
+}}
+""")
+
+    def wait_peered(self, timeout: float = 20) -> bool:
+        """Both vanishd see the other reachable over mTLS-keyed SAs."""
+        end = time.time() + timeout
+        while time.time() < end:
+            ok = True
+            for node in NODES:
+                p = self.ctl(node, "peers", "-o", "json")
+                try:
+                    rows = json.loads(p.stdout)["peers"]
+                except (ValueError, KeyError):
+                    rows = []
+                ok = ok and bool(rows) and all(r.get("state") == "reachable" and r.get("keying") == "mtls"
+                                               for r in rows)
+            if ok:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def restart_vanishd(self, node: str, sig: int = signal.SIGKILL) -> None:
+        """Kills one vanishd (SIGKILL by default: no clean shutdown) and starts it again with the
+        same configuration; its earlier log is kept as <node>.log.<n>."""
+        d = self.daemons[node]
+        if d.alive():
+            d.p.send_signal(sig)
+            try:
+                d.p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                d.p.kill()
+                d.p.wait()
+        n = 1
+        while os.path.exists(f"{d.log_path}.{n}"):
+            n += 1
+        os.replace(d.log_path, f"{d.log_path}.{n}")
+        if os.path.exists(d.sock):
+            os.unlink(d.sock)
+        self._start_vanishd(node)
 
     def _start_capture(self) -> None:
         """tcpdump -Q in on both ends of the fabric veth: together every frame each appliance
