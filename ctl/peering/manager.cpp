@@ -61,7 +61,8 @@ std::string stamp_now() {
 
 uint64_t random_u64() {
   uint64_t v = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) v = uint64_t(std::time(nullptr));
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1)
+    v = uint64_t(std::time(nullptr));
   return v ? v : 1;
 }
 
@@ -95,9 +96,8 @@ bool peering_from_config(const config::Config& cfg, const std::string& config_di
   if (p.has_rekey_packets()) s->rekey_packets = p.rekey_packets();
   if (p.has_rekey_bytes()) s->rekey_bytes = p.rekey_bytes();
   if (p.has_grace_ms()) s->grace_ms = p.grace_ms();
-  s->sa_lifetime_s = p.has_sa_lifetime_seconds()
-                         ? p.sa_lifetime_seconds()
-                         : (s->rekey_seconds ? 2 * s->rekey_seconds : 7200);
+  s->sa_lifetime_s = p.has_sa_lifetime_seconds() ? p.sa_lifetime_seconds()
+                                                 : (s->rekey_seconds ? 2 * s->rekey_seconds : 7200);
   if (p.has_reconnect_max_ms()) s->reconnect_max_ms = p.reconnect_max_ms();
   if (p.has_expiry_warning_hours()) s->expiry_warning_hours = p.expiry_warning_hours();
   s->listen_address = p.listen_address();
@@ -129,8 +129,8 @@ PeeringManager::PeeringManager(std::string self, unsigned n_workers, Log log)
 PeeringManager::~PeeringManager() = default;
 
 bool PeeringManager::load_credentials(std::string* err) {
-  auto ctx = TlsContext::from_files(settings_.cert_file, settings_.key_file, settings_.bundle_file,
-                                    err);
+  auto ctx =
+      TlsContext::from_files(settings_.cert_file, settings_.key_file, settings_.bundle_file, err);
   if (!ctx) return false;
   tls_.push_back(std::move(ctx));
   if (tls_.size() > 4) tls_.erase(tls_.begin());  // SSL objects hold their own SSL_CTX reference
@@ -139,7 +139,7 @@ bool PeeringManager::load_credentials(std::string* err) {
   check_expiry();
   const std::string* files[3] = {&settings_.cert_file, &settings_.key_file, &settings_.bundle_file};
   for (int i = 0; i < 3; i++) {
-    struct stat st{};
+    struct stat st {};
     if (stat(files[i]->c_str(), &st) == 0)
       stamps_[i] = {int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
                     int64_t(st.st_size), int64_t(st.st_ino)};
@@ -222,7 +222,9 @@ bool PeeringManager::configure(const PeeringSettings& s, const std::vector<PeerS
   return true;
 }
 
-uint16_t PeeringManager::port() const { return endpoint_ ? endpoint_->port() : 0; }
+uint16_t PeeringManager::port() const {
+  return endpoint_ ? endpoint_->port() : 0;
+}
 
 PeeringManager::Peer* PeeringManager::find_peer(const std::string& node) {
   for (auto& p : peers_)
@@ -318,7 +320,8 @@ void PeeringManager::on_frame(Peer& p, Gen& g, const pv1::Frame& f, Clock::time_
       if (g.st == Gen::St::kInboundLive) activate(p, g, now);
       break;
     case pv1::Frame::kRekeyRequest:
-      if (p.dialer) want_rekey(p, "requested by " + p.spec.node + ": " + f.rekey_request().reason());
+      if (p.dialer)
+        want_rekey(p, "requested by " + p.spec.node + ": " + f.rekey_request().reason());
       break;
     case pv1::Frame::kDeleteNotice:
     case pv1::Frame::kRekey:
@@ -369,8 +372,8 @@ void PeeringManager::on_hello(Peer& p, Gen& g, const pv1::Hello& h, Clock::time_
   if (p.peer_boot != 0 && h.boot_id() != p.peer_boot) {
     ++stats_.peer_restarts;
     ++p.restarts;
-    log(false, "peering: node " + p.spec.node +
-                   " restarted (new boot id): its older SAs are dropped");
+    log(false,
+        "peering: node " + p.spec.node + " restarted (new boot id): its older SAs are dropped");
     for (auto& o : p.gens)
       if (o.get() != &g && o->st >= Gen::St::kDerived) o->retire_at = now;
     for (auto& o : p.gens)
@@ -415,8 +418,8 @@ void PeeringManager::activate(Peer& p, Gen& g, Clock::time_point now) {
     ++stats_.rekeys;
   } else {
     log(false, "peering: node " + p.spec.node + " (" + p.spec.spiffe_id +
-                   ") established, SAs installed in " + std::to_string(int(ms * 10) / 10.0).substr(0, 6) +
-                   " ms");
+                   ") established, SAs installed in " +
+                   std::to_string(int(ms * 10) / 10.0).substr(0, 6) + " ms");
   }
   dirty_ = true;
 }
@@ -550,7 +553,7 @@ void PeeringManager::check_files(Clock::time_point now) {
   bool changed = false;
   FileStamp cur[3];
   for (int i = 0; i < 3; i++) {
-    struct stat st{};
+    struct stat st {};
     if (stat(files[i]->c_str(), &st) != 0) return;  // mid-replacement: look again later
     cur[i] = {int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec, int64_t(st.st_size),
               int64_t(st.st_ino)};
@@ -681,7 +684,8 @@ void annotate_peer_rows(const PeeringManager& m, ctl::v1::PeerRows* rows) {
       r.set_peer_restarts(v.peer_restarts);
       r.set_rekeys(v.rekeys);
       r.set_management_address(v.address);
-      if (v.last_handshake_unix) r.set_last_handshake(std::to_string(now - v.last_handshake_unix) + "s ago");
+      if (v.last_handshake_unix)
+        r.set_last_handshake(std::to_string(now - v.last_handshake_unix) + "s ago");
     }
   }
 }
@@ -709,8 +713,7 @@ void append_peering_metrics(const PeeringManager& m, std::string& o) {
   const PeeringStats& s = m.stats();
   one("vanish_peering_handshakes_total", "counter",
       "mTLS peering handshakes that keyed SAs (first, rekeys, reconnects)", s.handshakes);
-  one("vanish_peering_rekeys_total", "counter", "SA generations replaced by a newer one",
-      s.rekeys);
+  one("vanish_peering_rekeys_total", "counter", "SA generations replaced by a newer one", s.rekeys);
   one("vanish_peering_peer_restarts_total", "counter", "peers seen with a new boot id",
       s.peer_restarts);
   one("vanish_peering_connections_lost_total", "counter",
@@ -719,8 +722,8 @@ void append_peering_metrics(const PeeringManager& m, std::string& o) {
       "peers whose SAs reached their lifetime without a connection", s.sas_expired);
   one("vanish_peering_protocol_errors_total", "counter",
       "bad Hellos, unexpected frames, SA initialisation failures", s.protocol_errors);
-  one("vanish_peering_cert_reloads_total", "counter",
-      "credentials reloaded from changed files", s.cert_reloads);
+  one("vanish_peering_cert_reloads_total", "counter", "credentials reloaded from changed files",
+      s.cert_reloads);
   one("vanish_peering_cert_reload_errors_total", "counter",
       "changed credential files that did not load (old ones kept)", s.cert_reload_errors);
   one("vanish_peering_cert_expiry_soon_total", "counter",
@@ -743,8 +746,8 @@ void append_peering_metrics(const PeeringManager& m, std::string& o) {
   }
   head("vanish_peer_rekeys_total", "counter", "SA generations replaced, per peer");
   for (auto& v : views)
-    o += "vanish_peer_rekeys_total{peer=\"" + esc(v.node) + "\"} " + std::to_string(v.rekeys) +
-         "\n";
+    o +=
+        "vanish_peer_rekeys_total{peer=\"" + esc(v.node) + "\"} " + std::to_string(v.rekeys) + "\n";
   head("vanish_peer_sa_generations", "gauge",
        "key generations with SAs installed (1 steady, more during a rekey)");
   for (auto& v : views)

@@ -53,7 +53,7 @@ struct PeeringSettings {
   std::string cert_file, key_file, bundle_file;  // resolved paths
   crypto::AeadAlg alg = crypto::AeadAlg::kAes128Gcm;
   int handshake_timeout_ms = 2000;
-  uint32_t rekey_seconds = 3600;  // 0: no timer
+  uint32_t rekey_seconds = 3600;               // 0: no timer
   uint64_t rekey_packets = uint64_t(1) << 32;  // 0: off
   uint64_t rekey_bytes = 0;                    // 0: off
   uint32_t grace_ms = 2000;
@@ -71,22 +71,21 @@ struct PeerSpec {
 // The peering settings and peers (every other node with spiffe_id and management_address) of a
 // validated config that has a peering block. Relative file paths are taken from `config_dir`.
 bool peering_from_config(const config::Config& cfg, const std::string& config_dir,
-                         PeeringSettings* settings, std::vector<PeerSpec>* peers,
-                         std::string* err);
+                         PeeringSettings* settings, std::vector<PeerSpec>* peers, std::string* err);
 // Inbound SPIs the config's static SAs use at this node (peering never allocates them).
 std::vector<uint32_t> static_inbound_spis(const config::Config& cfg);
 
 struct PeeringStats {
-  uint64_t handshakes = 0;         // generations whose Hellos were exchanged
-  uint64_t rekeys = 0;             // a generation replaced an older one
-  uint64_t peer_restarts = 0;      // new boot ids
-  uint64_t sas_expired = 0;        // peers whose SAs reached their lifetime without a connection
-  uint64_t protocol_errors = 0;    // bad Hello, unexpected frame, SA init failure
-  uint64_t cert_reloads = 0;       // credentials replaced from changed files
-  uint64_t cert_reload_errors = 0; // changed files that did not load (old credentials kept)
-  uint64_t cert_expiry_soon = 0;   // warnings about our certificate's expiry
-  uint64_t connections_lost = 0;   // established connections that failed
-  RefusalCounters refusals{};      // handshakes refused, by reason
+  uint64_t handshakes = 0;          // generations whose Hellos were exchanged
+  uint64_t rekeys = 0;              // a generation replaced an older one
+  uint64_t peer_restarts = 0;       // new boot ids
+  uint64_t sas_expired = 0;         // peers whose SAs reached their lifetime without a connection
+  uint64_t protocol_errors = 0;     // bad Hello, unexpected frame, SA init failure
+  uint64_t cert_reloads = 0;        // credentials replaced from changed files
+  uint64_t cert_reload_errors = 0;  // changed files that did not load (old credentials kept)
+  uint64_t cert_expiry_soon = 0;    // warnings about our certificate's expiry
+  uint64_t connections_lost = 0;    // established connections that failed
+  RefusalCounters refusals{};       // handshakes refused, by reason
 };
 
 struct PeerView {

@@ -438,5 +438,55 @@ TEST(CompileServices, WaypointsResolveByAddressOrService) {
   EXPECT_EQ(s->waypoint_of(ip("10.96.0.20"), uint16_t(80 << 8), 6), 2u);
 }
 
+// Peering SAs (CompileOptions::dynamic_sas): the same objects land in PeerTx and sa_in; a peer
+// without them is unreachable; an SPI collision rejects the snapshot.
+TEST(Compile, DynamicSasFromPeering) {
+  config::Config c = test::load_example("node-a.textproto");
+  c.clear_static_sas();
+  auto make = [](uint32_t spi) {
+    auto sa = std::make_shared<crypto::EspSa>();
+    crypto::EspSaParams p;
+    static const uint8_t key[16] = {1, 2, 3};
+    p.key = key;
+    p.spi = spi;
+    EXPECT_TRUE(sa->init(p));
+    return sa;
+  };
+  auto dyn = std::make_shared<DynamicSas>();
+  DynamicPeerSas peer;
+  peer.node = "node-b";
+  peer.outbound[0] = make(0x1000);
+  peer.outbound[1] = make(0x1001);
+  peer.udp_sport[0] = 50001;
+  peer.udp_sport[1] = 50002;
+  peer.inbound.push_back({make(0x2000), 0});
+  peer.inbound.push_back({make(0x2001), 5});
+  dyn->peers.push_back(peer);
+  CompileOptions o{2, 1};
+  o.dynamic_sas = [&dyn] { return dyn; };
+  std::vector<ConfigError> errors;
+  auto s = compile_snapshot(c, o, nullptr, &errors);
+  ASSERT_TRUE(s) << dump(errors);
+  const dp::PeerTx& pt = s->peer_tx[1];
+  EXPECT_TRUE(pt.reachable);
+  EXPECT_EQ(pt.sa[0], peer.outbound[0].get());
+  EXPECT_EQ(pt.sa[1], peer.outbound[1].get());
+  EXPECT_EQ(pt.udp_sport[1], 50002);
+  ASSERT_TRUE(s->sa_in.find(0x2001));
+  EXPECT_EQ(s->sa_in.find(0x2001)->sa, peer.inbound[1].sa.get());
+  EXPECT_EQ(s->sa_in.find(0x2001)->owner_worker, 1);  // 5 % 2 workers
+  EXPECT_EQ(s->sa_in.find(0x2000)->peer.value, 1u);
+  // Without an SA for every worker: unreachable (fail closed).
+  dyn->peers[0].outbound[1].reset();
+  s = compile_snapshot(c, o, nullptr, &errors);
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->peer_tx[1].reachable);
+  // An inbound SPI twice.
+  dyn->peers[0].inbound.push_back({make(0x2000), 0});
+  errors.clear();
+  EXPECT_FALSE(compile_snapshot(c, o, nullptr, &errors));
+  EXPECT_NE(dump(errors).find("already in use"), std::string::npos) << dump(errors);
+}
+
 }  // namespace
 }  // namespace vanish::ctl

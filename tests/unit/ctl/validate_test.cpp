@@ -153,6 +153,64 @@ TEST(Validate, NodeSpiffeIdAndManagementAddress) {
   expect_valid([](auto& c) { node(c, "node-a")->set_management_address("[fd00:16::1]:15443"); });
 }
 
+// node-a with a peering block and without static SAs.
+void peered(config::Config& c) {
+  c.clear_static_sas();
+  config::Peering* p = c.mutable_peering();
+  p->set_cert_file("certs/node-a/cert.pem");
+  p->set_key_file("certs/node-a/key.pem");
+  p->set_bundle_file("certs/node-a/bundle.pem");
+}
+
+TEST(Validate, Peering) {
+  expect_valid([](auto& c) { peered(c); });
+  expect_error([](auto& c) { peered(c), c.mutable_peering()->clear_cert_file(); }, "peering",
+               "cert_file", "required");
+  expect_error([](auto& c) { peered(c), c.mutable_peering()->clear_bundle_file(); }, "peering",
+               "bundle_file", "required");
+  expect_error([](auto& c) { peered(c), c.mutable_peering()->set_cipher("chacha"); }, "peering",
+               "cipher", "is not aes-128-gcm or aes-256-gcm");
+  expect_error([](auto& c) { peered(c), c.mutable_peering()->set_rekey_packets(3); }, "peering",
+               "rekey_packets", "at least 16");
+  expect_error([](auto& c) { peered(c), c.mutable_peering()->set_handshake_timeout_ms(1); },
+               "peering", "handshake_timeout_ms", "10..60000");
+  expect_error([](auto& c) { peered(c), c.mutable_peering()->set_listen_address("nope"); },
+               "peering", "management_address", "is not host:port");
+  // A peered node may not also have static SAs with this node.
+  expect_error(
+      [](auto& c) {
+        config::Config orig = node_a();
+        peered(c);
+        *c.add_static_sas() = orig.static_sas(0);
+      },
+      "static_sa node-a->node-b", "to_node", "node node-b is peered");
+  expect_error([](auto& c) { peered(c), node(c, "node-a")->clear_spiffe_id(); }, "node node-a",
+               "spiffe_id", "required with peering");
+  expect_error(
+      [](auto& c) {
+        peered(c);
+        node(c, "node-a")->clear_management_address();
+      },
+      "node node-a", "management_address", "required with peering");
+  expect_valid([](auto& c) {
+    peered(c);
+    node(c, "node-a")->clear_management_address();
+    c.mutable_peering()->set_listen_address("127.0.0.1:15443");
+  });
+  expect_error(
+      [](auto& c) {
+        peered(c);
+        node(c, "node-b")->set_spiffe_id("spiffe://other.domain/ns/vanish-system/sa/node-b");
+      },
+      "node node-b", "spiffe_id", "differs from");
+  expect_error(
+      [](auto& c) {
+        peered(c);
+        node(c, "node-b")->set_spiffe_id(node(c, "node-a")->spiffe_id());
+      },
+      "node node-b", "spiffe_id", "also the id of node node-a");
+}
+
 TEST(Validate, ThisNodeNeedsAFabricAddressOfItsFamily) {
   expect_error(
       [](auto& c) {

@@ -44,9 +44,8 @@ struct Node {
   unsigned publishes = 0;
 
   Node(std::string n, unsigned workers) : name(std::move(n)) {
-    m = std::make_unique<PeeringManager>(name, workers, [this](bool, const std::string& l) {
-      log.push_back(l);
-    });
+    m = std::make_unique<PeeringManager>(name, workers,
+                                         [this](bool, const std::string& l) { log.push_back(l); });
   }
   void pump(int timeout_ms = 1) {
     m->poll_once(timeout_ms);
@@ -141,8 +140,8 @@ struct Pair {
   void start_b(uint16_t port = 0) {
     std::string err;
     sb.listen_address = "127.0.0.1:" + std::to_string(port);
-    EXPECT_TRUE(b.m->configure(sb, {{"node-a", kTd + std::string("node-a"), "127.0.0.1:1"}}, {},
-                               &err))
+    EXPECT_TRUE(
+        b.m->configure(sb, {{"node-a", kTd + std::string("node-a"), "127.0.0.1:1"}}, {}, &err))
         << err;
     b_port = b.m->port();
   }
@@ -236,7 +235,8 @@ TEST(PeeringManager, FiftyRekeysUnderTrafficLoseNothing) {
   int step = 0;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   uint64_t asked = 0;
-  while (p.a.m->stats().rekeys - rekeys_before < 50 && std::chrono::steady_clock::now() < deadline) {
+  while (p.a.m->stats().rekeys - rekeys_before < 50 &&
+         std::chrono::steady_clock::now() < deadline) {
     ++step;
     if (p.a.m->stats().rekeys - rekeys_before >= asked && !p.a.m->dirty()) {
       auto& who = asked % 2 ? p.b : p.a;
@@ -314,9 +314,8 @@ TEST(PeeringManager, PeerRestartConvergesWithoutHelp) {
   EXPECT_EQ(p.a.m->stats().connections_lost, 1u);
   EXPECT_EQ(p.a.outbound("node-b", 0), old_tx) << "a lost connection keeps the SAs";
   // The restarted B.
-  p.b.m = std::make_unique<PeeringManager>("node-b", 3, [&](bool, const std::string& l) {
-    p.b.log.push_back(l);
-  });
+  p.b.m = std::make_unique<PeeringManager>(
+      "node-b", 3, [&](bool, const std::string& l) { p.b.log.push_back(l); });
   p.start_b(port);
   ASSERT_TRUE(p.converge(5000)) << (p.a.log.empty() ? "" : p.a.log.back());
   EXPECT_EQ(p.a.m->stats().peer_restarts, 1u);
@@ -393,11 +392,11 @@ TEST(PeeringManager, WrongIdentityInstallsNoSa) {
   // B presents the certificate of another node of the trust domain.
   PeeringSettings sb = pki.settings("node-b", kTd + std::string("node-x"));
   std::string err;
-  ASSERT_TRUE(b.m->configure(sb, {{"node-a", kTd + std::string("node-a"), "127.0.0.1:1"}}, {},
-                             &err));
+  ASSERT_TRUE(
+      b.m->configure(sb, {{"node-a", kTd + std::string("node-a"), "127.0.0.1:1"}}, {}, &err));
   ASSERT_TRUE(a.m->configure(
-      sa, {{"node-b", kTd + std::string("node-b"), "127.0.0.1:" + std::to_string(b.m->port())}},
-      {}, &err));
+      sa, {{"node-b", kTd + std::string("node-b"), "127.0.0.1:" + std::to_string(b.m->port())}}, {},
+      &err));
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
   while (std::chrono::steady_clock::now() < end) {
     a.pump();
