@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <random>
+#include <unordered_set>
 
 #include "crypto/esp.hpp"
 #include "ctl/model.hpp"
@@ -28,6 +29,11 @@ struct PeeringManager::Gen {
   uint16_t sport[dp::kMaxWorkers] = {};
   std::vector<DynamicPeerSas::Inbound> in;
   Clock::time_point created{}, retire_at{};
+  std::unordered_set<uint32_t>* spis_in_use = nullptr;  // the manager's; ours leave with us
+  ~Gen() {
+    if (spis_in_use)
+      for (uint32_t spi : local.inbound_spis()) spis_in_use->erase(spi);
+  }
 };
 
 struct PeeringManager::Peer {
@@ -257,12 +263,24 @@ void PeeringManager::handle(const std::vector<pollfd>& fds, size_t first) {
   for (auto& p : peers_) drive(*p, now);
 }
 
-std::vector<uint32_t> PeeringManager::taken_spis() const {
-  std::vector<uint32_t> t = reserved_spis_;
-  for (auto& p : peers_)
-    for (auto& g : p->gens)
-      for (uint32_t spi : g->local.inbound_spis()) t.push_back(spi);
-  return t;
+std::vector<uint32_t> PeeringManager::new_spis() {
+  // Random, distinct, >= 256, not reserved (static SAs) and not used by any generation.
+  std::vector<uint32_t> out;
+  while (out.size() < kMaxPeerWorkers) {
+    uint32_t v = uint32_t(random_u64());
+    if (v < 256 || spis_in_use_.count(v) ||
+        std::find(reserved_spis_.begin(), reserved_spis_.end(), v) != reserved_spis_.end())
+      continue;
+    spis_in_use_.insert(v);
+    out.push_back(v);
+  }
+  return out;
+}
+
+size_t PeeringManager::reachable_peers() const {
+  size_t n = 0;
+  for (auto& p : peers_) n += p->active && !p->active->out.empty();
+  return n;
 }
 
 void PeeringManager::drive(Peer& p, Clock::time_point now) {
@@ -270,8 +288,8 @@ void PeeringManager::drive(Peer& p, Clock::time_point now) {
     Gen& g = *p.gens[i];
     if (!g.conn) continue;
     if (g.conn->state() == PeerConn::State::kEstablished && !g.hello_sent) {
-      g.local = make_hello(self_, n_workers_, allocate_spis(kMaxPeerWorkers, taken_spis()),
-                           boot_id_, settings_.alg);
+      g.local = make_hello(self_, n_workers_, new_spis(), boot_id_, settings_.alg);
+      g.spis_in_use = &spis_in_use_;
       pv1::Frame f;
       *f.mutable_hello() = g.local;
       g.hello_sent = g.conn->send(f);

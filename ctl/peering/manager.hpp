@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 // OpenSSL before IPsec-MB (crypto/): ipsec-mb.h defines SHA1 & co. as macros.
@@ -128,6 +129,7 @@ class PeeringManager {
   std::vector<std::string> rekey(const std::string& node);
 
   std::vector<PeerView> view() const;
+  size_t reachable_peers() const;
   const PeeringStats& stats() const;
   uint16_t port() const;
   uint64_t boot_id() const { return boot_id_; }
@@ -147,7 +149,7 @@ class PeeringManager {
   void check_files(Clock::time_point now);
   bool load_credentials(std::string* err);
   void check_expiry();
-  std::vector<uint32_t> taken_spis() const;
+  std::vector<uint32_t> new_spis();
   void on_established(const std::shared_ptr<PeerConn>& c);
   Peer* find_peer(const std::string& node);
   void log(bool error, const std::string& line) const {
@@ -161,6 +163,7 @@ class PeeringManager {
   uint64_t next_gen_id_ = 1;
   PeeringSettings settings_;
   std::vector<uint32_t> reserved_spis_;
+  std::unordered_set<uint32_t> spis_in_use_;      // inbound SPIs of every generation
   std::vector<std::unique_ptr<TlsContext>> tls_;  // newest last; older ones kept for their conns
   std::unique_ptr<PeeringEndpoint> endpoint_;
   std::vector<std::unique_ptr<Peer>> peers_;
