@@ -301,6 +301,19 @@ TEST(PeeringManager, PacketCountTriggersARekey) {
   EXPECT_TRUE(deliver(p.b, "node-a", seal(p.a.outbound("node-b", 0), 99), 99));
 }
 
+TEST(PeeringManager, SequenceSpaceTriggersARekeyLongBeforeItWraps) {
+  Pair p;
+  ASSERT_TRUE(p.converge());
+  crypto::EspSa* tx = p.a.outbound("node-b", 1);
+  tx->set_next_seq(uint64_t(1) << 62);  // half the ESN space used
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < end && p.a.m->stats().rekeys == 0) p.pump();
+  EXPECT_EQ(p.a.m->stats().rekeys, 1u);
+  p.pump(3);
+  EXPECT_NE(p.a.outbound("node-b", 1), tx);
+  EXPECT_EQ(p.a.outbound("node-b", 1)->next_seq(), 1u);
+}
+
 // B goes away and comes back as a new process (new boot id) on the same port: A keeps its SAs
 // meanwhile, reconnects by itself, sees the restart and drops B's old SAs.
 TEST(PeeringManager, PeerRestartConvergesWithoutHelp) {
