@@ -210,7 +210,8 @@ class NetnsMesh:
     def __init__(self, vanishd: str, vanishctl: str, root: str, *, v6fabric: bool = False,
                  capture: bool = True, verbose: bool = False, keep: bool = False,
                  max_idle_sleep_us: int = 100, framecnt: int = 4096, mesh_edit=None,
-                 extra_args: Sequence[str] = (), peering: bool = False, peering_extra: str = ""):
+                 extra_args: Sequence[str] = (), peering: bool = False, peering_extra: str = "",
+                 node_edit=None):
         self.vanishd_exe = os.path.abspath(vanishd)
         self.vanishctl_exe = os.path.abspath(vanishctl)
         self.root = os.path.abspath(root)
@@ -222,6 +223,7 @@ class NetnsMesh:
         self.max_idle_sleep_us = max_idle_sleep_us
         self.framecnt = framecnt
         self.mesh_edit = mesh_edit
+        self.node_edit = node_edit  # (node, text of cfg/<node>.textproto) -> new text; after peering
         self.extra_args = list(extra_args)
         self.peering = peering
         self.peering_extra = peering_extra  # more fields for the peering block (e.g. grace_ms)
@@ -417,6 +419,13 @@ class NetnsMesh:
         self.configs = {n: os.path.join(self.cfgdir, f"{n}{suffix}.textproto") for n in NODES}
         if self.peering:
             self._peering_configs()
+        if self.node_edit:
+            for node in NODES:
+                p = os.path.join(self.cfgdir, f"{node}.textproto")
+                with open(p) as f:
+                    text = f.read()
+                with open(p, "w") as f:
+                    f.write(self.node_edit(node, text))
 
     def _peering_configs(self) -> None:
         """Dev CA + node certificates (vanishctl ca), static SAs out, peering blocks in."""
@@ -613,6 +622,184 @@ peering {{
         finally:
             signal.signal(signal.SIGINT, old)
         return False
+
+
+# --------------------------------------------------------------------------------------------
+# The plaintext baseline: dpdk-testpmd io-forwarding between two workload veths
+
+class PlainBridge:
+    """Context manager: two namespaces `<p>-pc` (client, 10.9.0.1, fd00:9::1) and `<p>-ps`
+    (server, 10.9.0.2, fd00:9::2), each with an eth0 veth (same MTU and offloads as the mesh's
+    workloads) whose peer sits in `<p>-pb`, where dpdk-testpmd forwards frames between the two
+    peers (net_af_packet, io mode, one forwarding lcore): the same kernel path as a workload's
+    traffic into an appliance, without the appliance's work. Removed on exit, even on failure.
+
+        with PlainBridge(testpmd, root) as b:
+            b.run("client", ["iperf3", "-c", b.SERVER4, ...])
+    """
+
+    CLIENT4, SERVER4, CLIENT6, SERVER6 = "10.9.0.1", "10.9.0.2", "fd00:9::1", "fd00:9::2"
+
+    def __init__(self, testpmd: str, root: str, *, mtu: int = WORKLOAD_MTU, framecnt: int = 4096,
+                 verbose: bool = False, prefix: Optional[str] = None):
+        self.testpmd_exe = testpmd
+        self.root = os.path.abspath(root)
+        self.lib = os.path.join(self.root, "scripts", "lib.sh")
+        self.mtu = mtu
+        self.framecnt = framecnt
+        self.verbose = verbose
+        self.prefix = prefix or f"{OWNER}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.namespaces: List[str] = []
+        self.procs: List[subprocess.Popen] = []
+        self.testpmd: Optional[subprocess.Popen] = None
+        self.dpdk_prefix = f"{self.prefix}-pmd"
+        self.work = ""
+        self.eal: List[str] = []
+
+    def ns(self, who: str) -> str:
+        return f"{self.prefix}-" + {"client": "pc", "server": "ps", "bridge": "pb"}[who]
+
+    def run(self, who: str, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess:
+        p = subprocess.run(["ip", "netns", "exec", self.ns(who), *argv], capture_output=True, text=True,
+                           timeout=timeout)
+        if self.verbose:
+            print(f"$ [bridge {who}] {' '.join(argv)} -> {p.returncode}\n{p.stdout}{p.stderr}".rstrip(), flush=True)
+        return p
+
+    def spawn(self, who: str, argv: Sequence[str]) -> subprocess.Popen:
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns(who), *argv], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def __enter__(self) -> "PlainBridge":
+        self.work = tempfile.mkdtemp(prefix=f"vanish-{self.prefix}-pmd-")
+        try:
+            self._build()
+            self._start()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def _build(self) -> None:
+        br = self.ns("bridge")
+        for who in ("bridge", "client", "server"):
+            sh(["ip", "netns", "add", self.ns(who)])
+            self.namespaces.append(self.ns(who))
+            sh(["ip", "-n", self.ns(who), "link", "set", "lo", "up"])
+        sh(["ip", "netns", "exec", br, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+        sh(["ip", "netns", "exec", br, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])
+        for who, port, a4, a6, mac in (("client", "pa", self.CLIENT4, self.CLIENT6, "02:00:00:99:00:01"),
+                                       ("server", "pb", self.SERVER4, self.SERVER6, "02:00:00:99:00:02")):
+            ns = self.ns(who)
+            sh(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"])
+            sh(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
+            sh(["ip", "-n", br, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns])
+            sh(["ip", "-n", ns, "link", "set", "eth0", "address", mac, "mtu", str(self.mtu)])
+            for n, dev in ((ns, "eth0"), (br, port)):
+                sh(["ip", "netns", "exec", n, "ethtool", "-K", dev, "tx", "off"])
+                sh(["ip", "netns", "exec", n, "ethtool", "-K", dev, "gso", "off", "tso", "off", "gro", "off"],
+                   check=False)
+            sh(["ip", "-n", ns, "addr", "add", f"{a4}/24", "dev", "eth0"])
+            sh(["ip", "-n", ns, "-6", "addr", "add", f"{a6}/64", "dev", "eth0", "nodad"])
+            sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            sh(["ip", "-n", br, "link", "set", port, "up"])
+
+    def _start(self) -> None:
+        for attempt, huge_env in enumerate((os.environ.get("VANISH_HUGE"), "0")):
+            env = dict(os.environ)
+            env.setdefault("VANISH_DPDK_MEM_MB", "256")
+            if huge_env is not None:
+                env["VANISH_HUGE"] = huge_env
+            prefix = f"{self.dpdk_prefix}{attempt or ''}"
+            self.eal = [x for x in sh(["bash", self.lib, "eal-args", prefix, "1"], env=env).stdout.splitlines() if x]
+            af = f"qpairs=1,blocksz=4096,framesz=2048,framecnt={self.framecnt}"
+            argv = [self.testpmd_exe, *self.eal, "--log-level=error",
+                    "--vdev", f"net_af_packet0,iface=pa,{af}", "--vdev", f"net_af_packet1,iface=pb,{af}",
+                    "--", "--forward-mode=io", "--nb-cores=1", "--rxq=1", "--txq=1",
+                    "--total-num-mbufs=16384", "--no-lsc-interrupt"]
+            log = os.path.join(self.work, f"testpmd{attempt}.log")
+            with open(log, "w") as out:
+                # Non-interactive testpmd forwards until its stdin gets a newline or EOF.
+                self.testpmd = subprocess.Popen(["ip", "netns", "exec", self.ns("bridge"), "stdbuf", "-oL", *argv],
+                                                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT)
+            self.dpdk_prefix = prefix
+            if wait_file_contains(log, "Press enter to exit", 60, self.testpmd):
+                break
+            with open(log, errors="replace") as f:
+                text = f.read()
+            self._stop_testpmd()
+            sh(["bash", self.lib, "cleanup", prefix], check=False)
+            if attempt == 0 and "--no-huge" not in self.eal and re.search(r"hugepage|memory", text, re.I):
+                continue
+            raise RuntimeError(f"dpdk-testpmd did not start:\n{text[-3000:]}")
+        # The client resolves the server through the bridge (ARP forwarded like any frame).
+        for _ in range(20):
+            if self.run("client", ["ping", "-n", "-c", "1", "-W", "1", self.SERVER4], timeout=10).returncode == 0:
+                return
+        raise RuntimeError("plain bridge: client cannot ping the server through dpdk-testpmd")
+
+    def _stop_testpmd(self) -> None:
+        p, self.testpmd = self.testpmd, None
+        if p is None or p.poll() is not None:
+            return
+        try:
+            p.stdin.write(b"\n")
+            p.stdin.close()
+            p.wait(timeout=15)
+        except (OSError, subprocess.TimeoutExpired):
+            p.kill()
+            p.wait()
+
+    def __exit__(self, et, ev, tb) -> bool:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for p in self.procs:
+                NetnsMesh.stop(p, timeout=5)
+            self._stop_testpmd()
+            for ns in reversed(self.namespaces):
+                _kill_netns_processes(ns)
+                sh(["ip", "netns", "del", ns], check=False)
+            sh(["bash", self.lib, "cleanup", self.dpdk_prefix], check=False)
+            if self.work:
+                shutil.rmtree(self.work, ignore_errors=True)
+        finally:
+            signal.signal(signal.SIGINT, old)
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# iperf3
+
+def iperf3_client(run, who: str, server: str, *, udp: bool = False, seconds: float = 5,
+                  bitrate: str = "", length: int = 0, omit: int = 1, port: int = 5201) -> dict:
+    """Runs `iperf3 -c SERVER -J` in a namespace (run = NetnsMesh.run or PlainBridge.run) and
+    returns {"ok", "gbps" (receiver side), "retransmits" (TCP), "lost_percent", "jitter_ms" (UDP),
+    "error"}. An iperf3 server (`iperf3 -s`) must listen on SERVER:PORT."""
+    argv = ["iperf3", "-c", server, "-p", str(port), "-J", "-t", str(seconds), "-O", str(omit),
+            "--connect-timeout", "3000"]
+    if udp:
+        argv += ["-u", "-b", bitrate or "100M"]
+    elif bitrate:
+        argv += ["-b", bitrate]
+    if length:
+        argv += ["-l", str(length)]
+    p = run(who, argv, timeout=seconds + omit + 30)
+    try:
+        j = json.loads(p.stdout)
+    except ValueError:
+        return {"ok": False, "gbps": 0.0, "error": (p.stdout + p.stderr).strip()[-300:] or f"rc {p.returncode}"}
+    if "error" in j:
+        return {"ok": False, "gbps": 0.0, "error": j["error"]}
+    end = j.get("end", {})
+    if udp:
+        s = end.get("sum_received") or end.get("sum", {})
+        lost = end.get("sum", {}).get("lost_percent", s.get("lost_percent", 0.0))
+        return {"ok": p.returncode == 0, "gbps": s.get("bits_per_second", 0) / 1e9, "lost_percent": lost,
+                "jitter_ms": end.get("sum", {}).get("jitter_ms", 0.0), "error": ""}
+    return {"ok": p.returncode == 0, "gbps": end.get("sum_received", {}).get("bits_per_second", 0) / 1e9,
+            "retransmits": end.get("sum_sent", {}).get("retransmits", 0), "error": ""}
 
 
 # --------------------------------------------------------------------------------------------
