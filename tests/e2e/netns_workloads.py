@@ -221,7 +221,10 @@ def run(r: Report, a) -> None:
         for name in ("httpbin-1", "httpbin-2"):
             m.serve(name, "http-server", name, "8080", ready="listening")
         m.serve("postgres", "tcp-listen", "5432", "22", ready="tcp-listen on")
-        m.spawn("httpbin-1", ["iperf3", "-s", "-p", str(IPERF_PORT)])
+        # One iperf3 server per run of step 7 (a server confused by a run that ended badly on a
+        # starved machine then cannot spoil the next one).
+        for k in range(4):
+            m.spawn("httpbin-1", ["iperf3", "-s", "-p", str(IPERF_PORT + k)])
 
         # 2. curl through the service VIP.
         o.step("2. curl from sleep to the httpbin service VIP (Istio Service, DNAT at node-a)",
@@ -340,7 +343,7 @@ def run(r: Report, a) -> None:
         for v6 in (False, True):
             dst = WORKLOADS["httpbin-1"].v6 if v6 else WORKLOADS["httpbin-1"].v4
             fam = "IPv6" if v6 else "IPv4"
-            res = iperf3_client(m.run, "sleep", dst, seconds=a.seconds, port=IPERF_PORT)
+            res = iperf3_client(m.run, "sleep", dst, seconds=a.seconds, port=IPERF_PORT + v6)
             results[f"overlay_tcp_{fam}_gbps"] = res["gbps"]
             o.show(f"iperf3 -c {dst} -t {a.seconds}   (sleep)",
                    f"TCP {res['gbps']:.2f} Gbit/s, {res.get('retransmits', 0)} retransmits" if res["ok"]
@@ -349,8 +352,12 @@ def run(r: Report, a) -> None:
         for v6 in (False, True):
             dst = WORKLOADS["httpbin-1"].v6 if v6 else WORKLOADS["httpbin-1"].v4
             fam = "IPv6" if v6 else "IPv4"
-            res = iperf3_client(m.run, "sleep", dst, udp=True, bitrate=a.udp_rate, seconds=min(a.seconds, 3),
-                                length=1200, port=IPERF_PORT)
+            for attempt in range(2):  # once more if a loaded machine starved the first run
+                res = iperf3_client(m.run, "sleep", dst, udp=True, bitrate=a.udp_rate, seconds=min(a.seconds, 3),
+                                    length=1200, port=IPERF_PORT + 2 + v6)
+                if res["ok"] and res.get("lost_percent", 100) < 5:
+                    break
+                r.info(f"iperf3 UDP {fam}: {res.get('error') or '%.2f %% lost' % res.get('lost_percent', 100)}; again")
             results[f"overlay_udp_{fam}_gbps"] = res["gbps"]
             results[f"overlay_udp_{fam}_lost_percent"] = res.get("lost_percent", 100)
             o.show(f"iperf3 -u -b {a.udp_rate} -l 1200 -c {dst}   (sleep)",
