@@ -48,6 +48,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -204,7 +205,7 @@ def run(r: Report, a) -> None:
            f"Each workload is a network namespace behind its node's local port; the nodes' fabric ports\n"
            f"share one veth. SAs: {'mTLS peering (vanishctl ca certificates)' if a.sa == 'peering' else 'static keys from the config (static_sas)'}.")
     t0 = time.monotonic()
-    m = NetnsMesh(a.vanishd, a.vanishctl, a.root, sa=a.sa, verbose=a.verbose, keep=a.keep)
+    m = NetnsMesh(a.vanishd, a.vanishctl, a.root, peering=a.sa == "peering", verbose=a.verbose, keep=a.keep)
     m.node_edit = impostor_node_edit(m)
     with m:
         _add_impostor(m)
@@ -212,7 +213,7 @@ def run(r: Report, a) -> None:
             mem = "--no-huge (no hugepages available)" if "--no-huge" in f.read() else "hugepages"
         r.info(f"mesh up in {time.monotonic() - t0:.1f} s (namespaces {m.prefix}-*; DPDK memory: {mem})")
         if a.sa == "peering":
-            _wait_peered(m, r)
+            _wait_peered(m, r, "mTLS peering established both ways")
         p = m.ctl("node-a", "peers")
         o.show("vanishctl peers   (node-a)", p.stdout + p.stderr)
         r.check(p.returncode == 0 and re.search(r"node-b\s.*\breachable\b", p.stdout) is not None,
@@ -440,17 +441,10 @@ def _add_impostor(m: NetnsMesh) -> None:
     m.ns = (lambda orig: (lambda who: ns if who == "impostor" else orig(who)))(m.ns)
 
 
-def _wait_peered(m: NetnsMesh, r: Report, timeout: float = 20) -> None:
-    end = time.time() + timeout
-    t0 = time.time()
-    while time.time() < end:
-        ok = all(re.search(r"\breachable\b", m.ctl(n, "peers").stdout) and
-                 not re.search(r"\bunreachable\b", m.ctl(n, "peers").stdout) for n in NODES)
-        if ok:
-            r.check(True, "mTLS peering established both ways", f"after {time.time() - t0:.1f} s")
-            return
-        time.sleep(0.2)
-    r.check(False, "mTLS peering established both ways",
+def _wait_peered(m: NetnsMesh, r: Report, what: str, timeout: float = 20) -> None:
+    t0 = time.monotonic()
+    ok = m.wait_peered(timeout)
+    r.check(ok, what, f"after {time.monotonic() - t0:.1f} s" if ok else
             f"not within {timeout} s: {m.ctl('node-a', 'peers').stdout}")
 
 
@@ -522,14 +516,13 @@ def _robustness(m: NetnsMesh, o: Out, r: Report, a) -> None:
     send = os.path.join(m.work, "rob-send.json")
     s = m.serve("httpbin-2", "udp-sink", str(STREAM_PORT), sink, ready="udp-sink on")
     tx = m.tool("sleep", "udp-send", WORKLOADS["httpbin-2"].v4, str(STREAM_PORT), "500", send)
-    live = os.path.join(m.work, "live")
-    os.makedirs(live, exist_ok=True)
+    # The pushed configs live beside node-b's own (relative include and certificate paths).
     cfg_b = m.configs["node-b"]
     with open(cfg_b) as f:
-        base_b = f.read().replace('include: "', f'include: "{os.path.dirname(cfg_b)}/')
+        base_b = f.read()
 
     def write(name: str, text: str) -> str:
-        path = os.path.join(live, name)
+        path = os.path.join(os.path.dirname(cfg_b), "live-" + name)
         with open(path, "w") as f:
             f.write(text)
         return path
@@ -558,12 +551,12 @@ def _robustness(m: NetnsMesh, o: Out, r: Report, a) -> None:
     r.check(p.returncode == 0, "original config applied again", p.stdout.strip())
     time.sleep(1.5)
     marks["restart"] = time.monotonic_ns()
-    m.restart_vanishd("node-a")
+    m.restart_vanishd("node-a", signal.SIGTERM)
     marks["restarted"] = time.monotonic_ns()
     o.show("restart vanishd node-a (SIGTERM, started again with the same command)",
            f"control socket back after {(marks['restarted'] - marks['restart']) / 1e9:.1f} s")
     if a.sa == "peering":
-        _wait_peered(m, r)
+        _wait_peered(m, r, "node-a restarted: mTLS peering established again")
     time.sleep(3.0)
     m.stop(tx)
     time.sleep(0.5)
@@ -619,7 +612,8 @@ def main() -> int:
     ap.add_argument("vanishd")
     ap.add_argument("vanishctl")
     ap.add_argument("root")
-    ap.add_argument("--sa", choices=("static", "peering"), default=os.environ.get("VANISH_E2E_SA", "static"))
+    ap.add_argument("--sa", choices=("static", "peering"), default=os.environ.get("VANISH_E2E_SA", "peering"),
+                    help="how the appliances key their SAs: mTLS peering (default) or the static_sas")
     ap.add_argument("--seconds", type=float, default=5, help="iperf3 TCP duration (UDP: at most 3)")
     ap.add_argument("--udp-rate", default="100M", help="iperf3 UDP bitrate")
     ap.add_argument("-n", type=int, default=10, help="curl requests per VIP")
