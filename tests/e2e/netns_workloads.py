@@ -368,6 +368,26 @@ def run(r: Report, a) -> None:
                     f"iperf3 UDP {fam} sleep -> httpbin-1 at {a.udp_rate}", f"{1000 * res['gbps']:.0f} Mbit/s, "
                     f"{res.get('lost_percent', 100):.2f} % lost")
         ov = results.get("overlay_tcp_IPv4_gbps", 0.0)
+        if a.testpmd and a.rounds > 1:
+            # More (bridge, overlay) pairs, interleaved so both see the same machine load.
+            pairs = [(bridge_gbps, ov)]
+            for k in range(1, a.rounds):
+                with PlainBridge(a.testpmd, a.root, verbose=a.verbose, prefix=f"{m.prefix}-b{k}") as b:
+                    b.spawn("server", ["iperf3", "-s", "-p", str(IPERF_PORT)])
+                    time.sleep(0.3)
+                    bg = iperf3_client(b.run, "client", b.SERVER4, seconds=a.seconds, port=IPERF_PORT)["gbps"]
+                og = iperf3_client(m.run, "sleep", WORKLOADS["httpbin-1"].v4, seconds=a.seconds,
+                                   port=IPERF_PORT)["gbps"]
+                pairs.append((bg, og))
+                r.info(f"round {k + 1}: bridge {bg:.2f} Gbit/s, overlay {og:.2f} Gbit/s, ratio "
+                       f"{og / bg if bg else 0:.2f} (load average {os.getloadavg()[0]:.1f})")
+            ratios = sorted(o_ / b_ for b_, o_ in pairs if b_ > 0)
+            results["rounds"] = [[round(b_, 3), round(o_, 3)] for b_, o_ in pairs]
+            bridge_gbps = sorted(b_ for b_, _ in pairs)[len(pairs) // 2]
+            ov = sorted(o_ for _, o_ in pairs)[len(pairs) // 2]
+            results["median_ratio"] = ratios[len(ratios) // 2] if ratios else 0.0
+            r.info(f"{a.rounds} rounds: median bridge {bridge_gbps:.2f} Gbit/s, median overlay {ov:.2f} Gbit/s, "
+                   f"median ratio {results['median_ratio']:.2f}")
         if bridge_gbps > 0:
             ratio = ov / bridge_gbps
             results["ratio"] = ratio
@@ -621,6 +641,8 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=10, help="curl requests per VIP")
     ap.add_argument("--testpmd", default=shutil.which("dpdk-testpmd") or "",
                     help="dpdk-testpmd for the baseline ('' = no baseline)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="(bridge, overlay) iperf3 TCP pairs, interleaved; the medians are reported")
     ap.add_argument("--min-ratio", type=float, default=0.0, help="fail if overlay/bridge TCP is below")
     ap.add_argument("--results", default="", help="write the figures as JSON here")
     ap.add_argument("--demo", action="store_true", help="the walk-through of scripts/demo.sh")
