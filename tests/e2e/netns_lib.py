@@ -355,6 +355,10 @@ class NetnsMesh:
             # No IPv6 (so no ND/MLD/RS from the kernel) and no addresses in the node namespace.
             self._nsexec(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
             self._nsexec(ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
+            # Frames crossing br0 skip iptables (bridge netfilter, when br_netfilter is loaded):
+            # nothing filters here, and it is per-frame work on the workloads' path.
+            for k in ("iptables", "ip6tables", "arptables"):
+                self._nsexec(ns, "sysctl", "-qw", f"net.bridge.bridge-nf-call-{k}=0", check=False)
             self._ip(ns, "link", "set", "lo", "up")
             self._ip(ns, "link", "add", "br0", "type", "bridge", "stp_state", "0")
             self._ip(ns, "link", "add", "vloc", "type", "veth", "peer", "name", "vport")
