@@ -2,7 +2,7 @@
 # demo.sh: the reference mesh (two appliances, five workloads) in Linux network namespaces, with
 # real programs through the encrypted overlay, and a walk-through of what happened.
 #
-#   scripts/demo.sh [--sa static|peering] [--seconds S] [--no-setup] [--keep] [-v]
+#   scripts/demo.sh [--sa peering|static] [--seconds S] [--rounds N] [--no-setup] [--keep] [-v]
 #
 # As root, no input needed. Installs what is missing and builds (scripts/setup.sh; --no-setup
 # skips it), reserves hugepages or falls back to --no-huge (scripts/lib.sh), then runs
@@ -21,7 +21,7 @@ setup=1 args=()
 while (($#)); do
   case $1 in
     --no-setup) setup=0 ;;
-    --sa | --seconds) args+=("$1" "${2:?$1 needs a value}"); shift ;;
+    --sa | --seconds | --rounds) args+=("$1" "${2:?$1 needs a value}"); shift ;;
     --keep | -v) args+=("$1") ;;
     -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
