@@ -773,6 +773,60 @@ class PlainBridge:
         return False
 
 
+class TestpmdMesh(NetnsMesh):
+    """The mesh's topology (workload namespaces, bridges, local and fabric veths) with
+    dpdk-testpmd in place of each vanishd: mac forwarding between the node's two af_packet ports,
+    plaintext, no classification, no crypto. Only sleep <-> httpbin-1 work (each testpmd rewrites
+    the destination MAC to the one workload behind it; the workloads get their gateway's MAC as a
+    static neighbour). Compared with the overlay it shows what the appliances cost beyond the
+    harness's kernel path."""
+
+    PEER_MAC = {"node-a": (WORKLOADS["sleep"].mac, NODES["node-b"].fabric_mac),
+                "node-b": (WORKLOADS["httpbin-1"].mac, NODES["node-a"].fabric_mac)}
+
+    def __init__(self, testpmd: str, root: str, **kw):
+        kw.setdefault("capture", False)
+        super().__init__(testpmd, testpmd, root, **kw)
+        self.testpmd_exe = testpmd
+
+    def _start_vanishd(self, node: str) -> None:
+        prefix = f"{self.prefix}-{NODES[node].short}"
+        env = dict(os.environ)
+        env.setdefault("VANISH_DPDK_MEM_MB", "256")
+        eal = [x for x in sh(["bash", self.lib, "eal-args", prefix, "1"], env=env).stdout.splitlines() if x]
+        af = f"qpairs=1,blocksz=4096,framesz=2048,framecnt={self.framecnt}"
+        local_peer, fabric_peer = self.PEER_MAC[node]
+        argv = ["stdbuf", "-oL", self.testpmd_exe, *eal, "--log-level=error",
+                "--vdev", f"net_af_packet0,iface=vport,{af}", "--vdev", f"net_af_packet1,iface=fab,{af}",
+                "--", "--forward-mode=mac", "--nb-cores=1", f"--eth-peer=0,{local_peer}",
+                f"--eth-peer=1,{fabric_peer}", "--total-num-mbufs=16384", "--no-lsc-interrupt"]
+        log = os.path.join(self.work, f"{node}.log")
+        with open(log, "w") as out:
+            p = subprocess.Popen(self.cmd(node, argv), stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT)
+        self.daemons[node] = Vanishd(p, node, prefix, "", "", log)
+        if not wait_file_contains(log, "Press enter to exit", 60, p):
+            with open(log, errors="replace") as f:
+                raise RuntimeError(f"dpdk-testpmd ({node}) did not start:\n{f.read()[-3000:]}")
+
+    def _wait_ready(self) -> None:
+        for w in ("sleep", "httpbin-1"):
+            spec = NODES[WORKLOADS[w].node]
+            self.run(w, ["ip", "neigh", "replace", spec.gw4, "lladdr", spec.local_mac, "dev", "eth0",
+                         "nud", "permanent"], check=True)
+
+    def stop_vanishd(self) -> Dict[str, dict]:
+        for d in self.daemons.values():
+            if d.alive():
+                try:
+                    d.p.stdin.write(b"\n")
+                    d.p.stdin.close()
+                    d.rc = d.p.wait(timeout=15)
+                except (OSError, subprocess.TimeoutExpired):
+                    d.p.kill()
+                    d.rc = d.p.wait()
+        return {}
+
+
 # --------------------------------------------------------------------------------------------
 # iperf3
 
