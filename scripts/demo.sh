@@ -6,11 +6,11 @@
 #
 # As root, no input needed. Installs what is missing and builds (scripts/setup.sh; --no-setup
 # skips it), reserves hugepages or falls back to --no-huge (scripts/lib.sh), then runs
-# tests/e2e/netns_workloads.py --demo: a plaintext dpdk-testpmd bridge for scale, then node-a and
-# node-b (vanishd on af_packet ports in namespaces, a veth fabric), curl through the service VIP,
-# ping both ways, the refused cases, `vanishctl peers|flows|stats`, the fabric capture, iperf3
-# TCP/UDP (and its ratio to the bridge), a deny, a broken config and a restart while a stream
-# runs. Everything it creates (namespaces, veths, DPDK files, temporary files) is removed at the
+# tests/e2e/netns_workloads.py --demo: node-a and node-b (vanishd on af_packet ports in
+# namespaces, a veth fabric, SAs keyed by mTLS peering), curl through the service VIP, ping both
+# ways, the refused cases, `vanishctl peers|flows|stats`, the fabric capture, iperf3 TCP/UDP (and
+# its ratio to plaintext dpdk-testpmd baselines), a broken config, a deny and a restart while a
+# stream runs. Everything it creates (namespaces, veths, DPDK files, temporary files) is removed at the
 # end, also on Ctrl-C or failure; run it again at will. Takes about 1-2 minutes after the build.
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1  # leave no __pycache__ in the source tree

@@ -25,9 +25,10 @@ real outputs of the programs and of vanishctl:
      ESP-in-UDP/4500 by tshark's dissectors, as many as the appliances sent, and tshark finds no
      TCP, ICMP, ARP or HTTP in any frame, nor any HTTP text or inner IPv6 address in the bytes.
   7. baseline: iperf3 TCP client -> server through dpdk-testpmd (plaintext, no appliance: two more
-     namespaces), then iperf3 TCP (IPv4, IPv6) and UDP (IPv4, IPv6) sleep -> httpbin-1; TCP IPv4
-     over the overlay as a ratio of the baseline (goal >= 0.6: reported, checked only with
-     --min-ratio: both figures swing with the machine's load).
+     namespaces); baseline 2 (--no-twohop skips it): the mesh's topology with dpdk-testpmd in
+     place of each vanishd (netns_lib.TestpmdMesh); then iperf3 TCP (IPv4, IPv6) and UDP (IPv4,
+     IPv6) sleep -> httpbin-1; TCP IPv4 over the overlay as a ratio of each baseline (goal >= 0.6
+     of the first: reported, checked only with --min-ratio: the figures swing with the load).
   8. while a UDP stream sleep -> httpbin-2:7778 runs (sequence numbers, stdlib sender/sink):
      a broken config pushed to node-b is rejected and no datagram is lost; a config denying the
      stream stops it; the original config lets it through again; node-a's vanishd restarted:
