@@ -414,6 +414,7 @@ def run(r: Report, a) -> None:
             bridge_gbps = sorted(b_ for b_, _ in pairs)[len(pairs) // 2]
             ov = sorted(o_ for _, o_ in pairs)[len(pairs) // 2]
             results["median_ratio"] = ratios[len(ratios) // 2] if ratios else 0.0
+            results["bridge_tcp_gbps"], results["overlay_tcp_IPv4_gbps"] = bridge_gbps, ov  # medians
             r.info(f"{a.rounds} rounds: median bridge {bridge_gbps:.2f} Gbit/s, median overlay {ov:.2f} Gbit/s, "
                    f"median ratio {results['median_ratio']:.2f}")
         if bridge_gbps > 0:
