@@ -24,6 +24,7 @@ struct PeeringManager::Gen {
   bool hello_sent = false;
   bool peer_ready = false;
   bool closing = false;  // we closed it (superseded): its end is not a loss
+  bool connect_refused = false;  // failed at TCP connect
   pv1::Hello local;
   std::vector<std::shared_ptr<crypto::EspSa>> out;  // by local worker
   uint16_t sport[dp::kMaxWorkers] = {};
@@ -299,6 +300,7 @@ void PeeringManager::drive(Peer& p, Clock::time_point now) {
     if (g.conn && g.conn->done()) {
       bool established = g.conn->was_established();
       if (!established || g.st < Gen::St::kActive) {
+        g.connect_refused = g.conn->refusal() == Refusal::kConnectFailed;
         if (g.conn->refusal() != Refusal::kNone)
           p.last_error = stamp_now() + " " + refusal_name(g.conn->refusal()) +
                          (g.conn->detail().empty() ? "" : " (" + g.conn->detail() + ")");
@@ -315,8 +317,9 @@ void PeeringManager::drive(Peer& p, Clock::time_point now) {
     if (!g.conn && g.st < Gen::St::kActive) {
       if (g.st >= Gen::St::kDerived) dirty_ = true;
       installing_.erase(std::remove(installing_.begin(), installing_.end(), &g), installing_.end());
+      bool refused = g.connect_refused;
       p.gens.erase(p.gens.begin() + long(i));
-      if (p.dialer) schedule_redial(p, now);
+      if (p.dialer) schedule_redial(p, now, refused);
       continue;
     }
     i++;
@@ -412,6 +415,7 @@ void PeeringManager::activate(Peer& p, Gen& g, Clock::time_point now) {
   p.active_since = now;
   p.backoff_ms = 0;
   p.next_dial = now;
+  p.last_error.clear();  // "since the last successful handshake"
   p.rekey_wanted = false;
   p.rekey_request_sent = false;
   if (settings_.rekey_seconds)
@@ -457,8 +461,12 @@ void PeeringManager::want_rekey(Peer& p, const std::string& why) {
   p.rekey_request_sent = p.active->conn->send(f);
 }
 
-void PeeringManager::schedule_redial(Peer& p, Clock::time_point now) {
-  p.backoff_ms = p.backoff_ms ? std::min(p.backoff_ms * 2, settings_.reconnect_max_ms) : 100;
+void PeeringManager::schedule_redial(Peer& p, Clock::time_point now, bool refused_fast) {
+  // A refused TCP connect (the peer is not listening yet, e.g. still starting) is cheap to
+  // retry: its back-off stops at 2 s; other failures go up to reconnect_max_ms.
+  uint32_t cap = refused_fast ? std::min<uint32_t>(2000, settings_.reconnect_max_ms)
+                              : settings_.reconnect_max_ms;
+  p.backoff_ms = p.backoff_ms ? std::min(p.backoff_ms * 2, cap) : 100;
   p.next_dial = now + std::chrono::milliseconds(int64_t(p.backoff_ms * jitter(0.8, 1.2)));
 }
 

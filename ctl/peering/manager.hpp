@@ -144,7 +144,7 @@ class PeeringManager {
   void activate(Peer& p, Gen& g, Clock::time_point now);
   void want_rekey(Peer& p, const std::string& why);
   void dial(Peer& p, Clock::time_point now);
-  void schedule_redial(Peer& p, Clock::time_point now);
+  void schedule_redial(Peer& p, Clock::time_point now, bool refused_fast = false);
   bool rekey_due(const Peer& p, Clock::time_point now, std::string* why) const;
   void check_files(Clock::time_point now);
   bool load_credentials(std::string* err);

@@ -166,13 +166,19 @@ def main() -> int:
         subprocess.run([m.vanishctl_exe, "ca", "issue", "--dir", other, "--spiffe-id",
                         "spiffe://cluster.local/ns/vanish-system/sa/node-a", "--out", other + "/node-a/"],
                        check=True, capture_output=True)
+        refused_before = m.daemons["node-b"].output().count("unknown_ca")
         rc, out = s_client(m, [*base, "-cert", f"{other}/node-a/cert.pem", "-key", f"{other}/node-a/key.pem",
                                "-CAfile", f"{certs}/node-a/bundle.pem"])
-        time.sleep(0.3)
-        metrics_refused = m.daemons["node-b"].output().count("unknown_ca")
-        r.check(rc != 0 or "alert" in out, "openssl s_client with another CA's certificate: refused",
-                next((ln.strip() for ln in out.splitlines() if "alert" in ln), out[-200:].strip()))
-        r.check(metrics_refused >= 1, "node-b logged the refusal (unknown_ca)")
+        # With TLS 1.3 the client may finish its side before the server has judged its
+        # certificate, and exit before the alert arrives: the server's verdict is what counts.
+        end = time.time() + 5
+        while time.time() < end and m.daemons["node-b"].output().count("unknown_ca") <= refused_before:
+            time.sleep(0.1)
+        refused = m.daemons["node-b"].output().count("unknown_ca") - refused_before
+        r.check(refused >= 1 and "Verify return code" in out,
+                "openssl s_client with another CA's certificate: refused by node-b (unknown_ca, logged)",
+                "client side: " + next((ln.strip() for ln in out.splitlines() if "alert" in ln),
+                                       f"exit {rc}, no alert read before it closed"))
 
         # ---- 4. kill -9 and restart, each node ----
         for node, other_node in (("node-b", "node-a"), ("node-a", "node-b")):
