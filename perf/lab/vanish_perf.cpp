@@ -506,7 +506,7 @@ int cmd_ndr(const Opts& o, Lab& lab, const Mesh& m) {
   out["max_gbps"] = jm["gbps"];
   json trials = json::array();
   auto search = [&](double thr, double lo) {
-    double hi = top, best = 0;
+    double hi = top, best = lo;
     json best_j;
     // Try the top first: a DUT faster than the generator passes at once.
     for (int it = 0; it < 30 && !g_stop; it++) {
