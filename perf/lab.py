@@ -91,8 +91,8 @@ class Lab:
 
     def dut_cmd(self, system: str, prefix: str, sl: str, sf: str, ctl: str, config: str,
                 extra: List[str]) -> (List[str], bool):
-        vdev = ["--vdev", f"net_memif0,role=server,socket={sl}",
-                "--vdev", f"net_memif1,role=server,socket={sf}"]
+        vdev = ["--vdev", f"net_memif0,role=server,socket={sl},socket-abstract=no",
+                "--vdev", f"net_memif1,role=server,socket={sf},socket-abstract=no"]
         if system == "vanishd":
             return ([self.a.vanishd, "-l", "0,1", "--file-prefix", prefix] + self.mem(1024)
                     + ["--no-pci"] + vdev
@@ -115,8 +115,8 @@ class Lab:
     def gen(self, sub: str, sl: str, sf: str, opts: List[str], timeout: float) -> Optional[dict]:
         prefix = f"vperfgen{os.getpid()}-{self.n}"
         cmd = ([self.a.vanish_perf, sub, "-l", "0", "--file-prefix", prefix] + self.mem(256)
-               + ["--no-pci", "--vdev", f"net_memif0,role=client,socket={sl}",
-                  "--vdev", f"net_memif1,role=client,socket={sf}", "--"] + opts)
+               + ["--no-pci", "--vdev", f"net_memif0,role=client,socket={sl},socket-abstract=no",
+                  "--vdev", f"net_memif1,role=client,socket={sf},socket-abstract=no", "--"] + opts)
         if self.a.verbose:
             log("$ " + " ".join(shlex.quote(c) for c in cmd))
         logp = os.path.join(self.a.out, "logs", f"gen-{self.n}.log")

@@ -88,8 +88,8 @@ def main() -> int:
         dprefix = f"{tag}d"
         dut = subprocess.Popen(
             [vanishd, "-l", "0,1", "--file-prefix", dprefix, "--no-pci"] + mem(512)
-            + ["--vdev", f"net_memif0,role=server,socket={sl}",
-               "--vdev", f"net_memif1,role=server,socket={sf}",
+            + ["--vdev", f"net_memif0,role=server,socket={sl},socket-abstract=no",
+               "--vdev", f"net_memif1,role=server,socket={sf},socket-abstract=no",
                "--", "--config", config, "--no-watch", "--metrics", "none",
                "--ctl-socket", os.path.join(tmp, "ctl.sock")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -99,8 +99,8 @@ def main() -> int:
                 if dut.poll() is not None:
                     break
                 time.sleep(0.05)
-            memif = ["--vdev", f"net_memif0,role=client,socket={sl}",
-                     "--vdev", f"net_memif1,role=client,socket={sf}"]
+            memif = ["--vdev", f"net_memif0,role=client,socket={sl},socket-abstract=no",
+                     "--vdev", f"net_memif1,role=client,socket={sf},socket-abstract=no"]
             r = gen("run", memif, ["--dir", "out", "--sizes", "64", "--flows", "64", "--rate", "20000",
                                    "--duration", "1", "--lat-sample", "1"])
             check("vanishd out: ESP back, opens with the a->b SA",
