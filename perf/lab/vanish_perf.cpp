@@ -39,6 +39,8 @@
 #include <thread>
 #include <vector>
 
+#include <time.h>
+
 #include "crypto/esp.hpp"
 #include "perf/lab/traffic.hpp"
 
@@ -47,6 +49,19 @@ using namespace vanish::perf;
 using json = nlohmann::json;
 
 namespace {
+
+double thread_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+// Markers on stderr so that a driver (perf/lab.py) can sample the DUT's CPU use over exactly
+// the measuring window.
+void marker(const char* what) {
+  std::fprintf(stderr, "vanish-perf: %s\n", what);
+  std::fflush(stderr);
+}
 
 constexpr uint16_t kBurst = 32;
 volatile std::sig_atomic_t g_stop = 0;
@@ -187,6 +202,7 @@ struct TrialStats {
            rx_plain = 0, rx_other = 0, lat_bad = 0;
   uint64_t meas_rx = 0, meas_rx_bytes = 0;  // max mode: received inside the measuring window
   double meas_seconds = 0;
+  double cpu_share = 0;  // this thread's CPU time / wall time over the measuring window
   Hist lat;
   double loss_ratio() const { return offered ? double(offered - std::min(offered, received)) / double(offered) : 0; }
 };
@@ -220,11 +236,19 @@ class Lab {
     }
     // Virtual ports (memif) come up when the peer connects.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o_.link_timeout);
+    // A memif client that connected before the server's port was started is not retried by
+    // the PMD: restart the port every 2 s until the link is up.
     for (uint16_t p = 0; p <= std::max(tx_, rx_); p++) {
+      auto retry = std::chrono::steady_clock::now() + std::chrono::seconds(2);
       for (;;) {
         rte_eth_link l{};
         rte_eth_link_get_nowait(p, &l);
         if (l.link_status) break;
+        if (std::chrono::steady_clock::now() > retry) {
+          rte_eth_dev_stop(p);
+          rte_eth_dev_start(p);
+          retry = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        }
         if (std::chrono::steady_clock::now() > deadline || g_stop)
           return fail("port " + std::to_string(p) + ": link down after " +
                       std::to_string(o_.link_timeout) + " s (is the DUT running?)");
@@ -265,6 +289,8 @@ class Lab {
     const uint64_t meas_from = start + uint64_t(std::min(warmup, seconds) * double(hz));
     bool in_meas = warmup <= 0;
     uint64_t meas_tsc0 = start;
+    double cpu0 = thread_cpu_s();
+    if (in_meas) marker("MEASURE_START");
     rte_mbuf* pend[kBurst];
     uint16_t npend = 0;
     uint64_t now = start;
@@ -308,6 +334,8 @@ class Lab {
       if (!in_meas && now >= meas_from) {
         in_meas = true;
         meas_tsc0 = now;
+        cpu0 = thread_cpu_s();
+        marker("MEASURE_START");
         s.meas_rx = s.received;
         s.meas_rx_bytes = s.rx_bytes;
       }
@@ -317,10 +345,12 @@ class Lab {
       rte_pktmbuf_free_bulk(pend, npend);
     }
     const uint64_t t_end = rte_rdtsc();
+    marker("MEASURE_END");
     s.meas_rx = s.received - s.meas_rx;
     s.meas_rx_bytes = s.rx_bytes - s.meas_rx_bytes;
     s.meas_seconds = double(t_end - meas_tsc0) / double(hz);
     s.seconds = double(t_end - start) / double(hz);
+    s.cpu_share = s.meas_seconds > 0 ? (thread_cpu_s() - cpu0) / s.meas_seconds : 0;
     // Drain: until nothing arrived for 20 ms (at most 500 ms).
     uint64_t last = rte_rdtsc(), got = s.received;
     const uint64_t drain_end = last + hz / 2;
@@ -358,6 +388,7 @@ class Lab {
     j["rx_plain"] = s.rx_plain;
     j["rx_other"] = s.rx_other;
     j["lat_bad"] = s.lat_bad;
+    j["gen_cpu_share"] = s.cpu_share;
     j["latency"] = s.lat.summary();
     return j;
   }
