@@ -203,7 +203,8 @@ bool Mesh::load(const std::string& path, const std::string& src_wl, const std::s
     }
     if (out && in) {
       peer_name = n.name();
-      if (!parse_mac(n.fabric_mac(), &peer_fabric_mac) || !parse_ip4(n.fabric_ipv4(), &peer_fabric_ip)) {
+      if (!parse_mac(n.fabric_mac(), &peer_fabric_mac) ||
+          !parse_ip4(n.fabric_ipv4(), &peer_fabric_ip)) {
         *err = "node " + n.name() + ": needs fabric_mac and fabric_ipv4";
         return false;
       }
@@ -214,7 +215,8 @@ bool Mesh::load(const std::string& path, const std::string& src_wl, const std::s
     *err = "no peer node with static SAs in both directions (static_sas)";
     return false;
   }
-  if (!parse_mac(dut->local_mac(), &dut_local_mac) || !parse_mac(dut->fabric_mac(), &dut_fabric_mac) ||
+  if (!parse_mac(dut->local_mac(), &dut_local_mac) ||
+      !parse_mac(dut->fabric_mac(), &dut_fabric_mac) ||
       !parse_ip4(dut->fabric_ipv4(), &dut_fabric_ip)) {
     *err = "node " + dut_name + ": needs local_mac, fabric_mac and fabric_ipv4";
     return false;
@@ -266,7 +268,7 @@ bool Traffic::build(const Mesh& m, const TrafficOpts& o, std::string* err) {
   }
   std::map<uint16_t, uint16_t> by_size;
   for (uint16_t s : o.sizes) {
-    if (s < 42 + kTagLen || s > 1518 + 0) {
+    if (s < 42 + kTagLen || s > 1518) {
       *err = "frame size " + std::to_string(s) + " is outside 58..1518";
       return false;
     }
@@ -318,9 +320,9 @@ bool Traffic::build(const Mesh& m, const TrafficOpts& o, std::string* err) {
         hdr = 14 + 20;
       }
       t.pt_tag_off = uint16_t(t.pt_port_off + 8);
-      t.bytes.assign(hdr + crypto::kEspPayloadOffset + pt.size() + crypto::kEspTrailerMax +
-                         crypto::kEspIcvLen,
-                     0);
+      t.bytes.assign(
+          hdr + crypto::kEspPayloadOffset + pt.size() + crypto::kEspTrailerMax + crypto::kEspIcvLen,
+          0);
       uint8_t* p = t.bytes.data();
       t.esp = true;
       t.esp_off = uint16_t(hdr);
@@ -449,8 +451,8 @@ bool Traffic::selftest(const Mesh& m, size_t packets, std::string* err) const {
     uint8_t nh = 0;
     auto st = rx.open(crypto::thread_imb_mgr(), buf.data() + t.esp_off, len - t.esp_off, &pl, &nh);
     if (st != crypto::EspStatus::kOk) {
-      *err = "patched packet " + std::to_string(i) + " (seq " + std::to_string(seq) +
-             ", size " + std::to_string(t.size) + ") does not open: " + crypto::esp_status_name(st);
+      *err = "patched packet " + std::to_string(i) + " (seq " + std::to_string(seq) + ", size " +
+             std::to_string(t.size) + ") does not open: " + crypto::esp_status_name(st);
       return false;
     }
     uint64_t got;

@@ -82,9 +82,9 @@ struct Block {
 // One frame template (one size) plus what patch() needs.
 struct Template {
   std::vector<uint8_t> bytes;
-  uint16_t size = 0;        // plaintext frame size it stands for
-  uint16_t port_off = 0;    // offset of the innermost UDP source port in `bytes`
-  uint16_t tag_off = 0;     // offset of the probe tag in `bytes`
+  uint16_t size = 0;      // plaintext frame size it stands for
+  uint16_t port_off = 0;  // offset of the innermost UDP source port in `bytes`
+  uint16_t tag_off = 0;   // offset of the probe tag in `bytes`
   bool esp = false;
   // ESP only:
   uint16_t esp_off = 0;      // ESP header
@@ -116,13 +116,6 @@ class Traffic {
   std::vector<Template> tmpl_;
   std::vector<uint16_t> size_idx_;  // position in the size cycle -> template index
   uint16_t max_frame_ = 0;
-};
-
-// Where the probe tag sits in a received frame, for any of: plaintext Eth/IPv4/UDP, vanish
-// ESP-in-UDP (after decrypting), secgw ESP transport (after decrypting). See receiver code.
-struct TagView {
-  uint32_t magic, word;
-  uint64_t tsc;
 };
 
 // pcap (classic, microsecond, Ethernet) writer.

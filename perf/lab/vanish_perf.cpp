@@ -66,14 +66,16 @@ void marker(const char* what) {
 
 constexpr uint16_t kBurst = 32;
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+  g_stop = 1;
+}
 
 struct Opts {
   std::string config = std::string(VANISH_SOURCE_ROOT) + "/examples/node-a.textproto";
   std::string src_wl = "sleep", dst_wl = "httpbin-1";
   std::string dir = "out", format = "vanish", sizes = "64";
   uint32_t flows = 1;
-  uint16_t imix_max = 1518;
+  uint16_t imix_max = 1400;  // as perf/pcapgen.py: 1518 B + ESP/UDP/Geneve exceeds the fabric MTU
   // run / ndr
   double rate = 0;  // packets/s; 0 = as fast as the DUT takes
   double duration = 2, warmup = 0.5;
@@ -115,8 +117,9 @@ void add_traffic_opts(CLI::App& app, Opts& o) {
   app.add_option("--dst-workload", o.dst_wl, "workload on the peer node (name)");
   app.add_option("--dir", o.dir, "out: plaintext into the DUT; in: ESP from the peer")
       ->check(CLI::IsMember({"out", "in"}));
-  app.add_option("--format", o.format, "inbound wire format: vanish (ESP-in-UDP/Geneve) or secgw "
-                                       "(ESP transport)")
+  app.add_option("--format", o.format,
+                 "inbound wire format: vanish (ESP-in-UDP/Geneve) or secgw "
+                 "(ESP transport)")
       ->check(CLI::IsMember({"vanish", "secgw"}));
   app.add_option("--sizes", o.sizes, "frame size(s) without FCS: 64 | 64,570,1518 | imix");
   app.add_option("--imix-max", o.imix_max, "cap of IMIX's 1518 B frames");
@@ -148,7 +151,8 @@ class Hist {
  public:
   Hist() : b_(kFine + kCoarse + 1, 0) {}
   void add(uint64_t ns) {
-    size_t i = ns < 1000000 ? ns / 100 : std::min<uint64_t>(kFine + (ns - 1000000) / 10000, kFine + kCoarse);
+    size_t i = ns < 1000000 ? ns / 100
+                            : std::min<uint64_t>(kFine + (ns - 1000000) / 10000, kFine + kCoarse);
     b_[i]++;
     n_++;
     max_ = std::max(max_, ns);
@@ -180,8 +184,8 @@ class Hist {
     j["p999_us"] = quantile(0.999) / 1e3;
     j["max_us"] = double(max_) / 1e3;
     json cdf = json::array();
-    for (double q : {0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995,
-                     0.999, 0.9999, 1.0})
+    for (double q : {0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99,
+                     0.995, 0.999, 0.9999, 1.0})
       cdf.push_back({q, quantile(q == 0 ? 1e-9 : q) / 1e3});
     j["cdf_us"] = cdf;
     return j;
@@ -199,13 +203,15 @@ class Hist {
 
 struct TrialStats {
   double rate = 0, seconds = 0;
-  uint64_t offered = 0, sent = 0, tx_full = 0, received = 0, rx_bytes = 0, rx_esp = 0,
-           rx_plain = 0, rx_other = 0, lat_bad = 0;
+  uint64_t offered = 0, sent = 0, tx_full = 0, received = 0, rx_bytes = 0, rx_esp = 0, rx_plain = 0,
+           rx_other = 0, lat_bad = 0;
   uint64_t meas_rx = 0, meas_rx_bytes = 0;  // max mode: received inside the measuring window
   double meas_seconds = 0;
   double cpu_share = 0;  // this thread's CPU time / wall time over the measuring window
   Hist lat;
-  double loss_ratio() const { return offered ? double(offered - std::min(offered, received)) / double(offered) : 0; }
+  double loss_ratio() const {
+    return offered ? double(offered - std::min(offered, received)) / double(offered) : 0;
+  }
 };
 
 class Lab {
@@ -236,7 +242,8 @@ class Lab {
       rte_eth_promiscuous_enable(p);
     }
     // Virtual ports (memif) come up when the peer connects.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o_.link_timeout);
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(o_.link_timeout);
     // A memif client that connected before the server's port was started is not retried by
     // the PMD: restart the port every 2 s until the link is up.
     for (uint16_t p = 0; p <= std::max(tx_, rx_); p++) {
@@ -380,8 +387,9 @@ class Lab {
     j["seconds"] = s.seconds;
     double rx_pps = s.rate > 0 ? double(s.received) / s.seconds
                                : (s.meas_seconds > 0 ? double(s.meas_rx) / s.meas_seconds : 0);
-    double rx_bps = s.rate > 0 ? double(s.rx_bytes) * 8 / s.seconds
-                               : (s.meas_seconds > 0 ? double(s.meas_rx_bytes) * 8 / s.meas_seconds : 0);
+    double rx_bps = s.rate > 0
+                        ? double(s.rx_bytes) * 8 / s.seconds
+                        : (s.meas_seconds > 0 ? double(s.meas_rx_bytes) * 8 / s.meas_seconds : 0);
     j["mpps"] = rx_pps / 1e6;
     j["gbps_out"] = rx_bps / 1e9;  // frames as received (ESP outbound, plaintext inbound)
     j["gbps"] = rx_pps * avg_size() * 8 / 1e9;  // plaintext frames carried
@@ -463,7 +471,9 @@ class Lab {
     if (seen_++ % o_.lat_sample) return;
     if (esp + crypto::kEspMinLen > len) return;
     uint32_t spi = uint32_t(be16(p + esp)) << 16 | be16(p + esp + 2);
-    crypto::EspSa* sa = spi == rx_sa_[0].spi() ? &rx_sa_[0] : spi == rx_sa_[1].spi() ? &rx_sa_[1] : nullptr;
+    crypto::EspSa* sa = spi == rx_sa_[0].spi()   ? &rx_sa_[0]
+                        : spi == rx_sa_[1].spi() ? &rx_sa_[1]
+                                                 : nullptr;
     size_t pl = 0;
     uint8_t nh = 0;
     if (!sa || sa->open(imb_, p + esp, len - esp, &pl, &nh) != crypto::EspStatus::kOk) {
@@ -512,14 +522,17 @@ void print(const json& j) {
 }
 
 void say(const char* what, const TrialStats& s, const json& j) {
-  std::fprintf(stderr, "vanish-perf: %-8s target %10.0f pps  offered %10.0f pps  rx %8.4f Mpps  loss %.5f%%  p99 %s us\n",
+  std::fprintf(stderr,
+               "vanish-perf: %-8s target %10.0f pps  offered %10.0f pps  rx %8.4f Mpps  loss "
+               "%.5f%%  p99 %s us\n",
                what, s.rate, j["offered_pps"].get<double>(), j["mpps"].get<double>(),
                100 * s.loss_ratio(),
                s.lat.count() ? std::to_string(s.lat.quantile(0.99) / 1e3).c_str() : "-");
 }
 
 int cmd_run(const Opts& o, Lab& lab, const Mesh& m) {
-  TrialStats s = lab.trial(o.rate, o.duration + (o.rate > 0 ? 0 : o.warmup), o.rate > 0 ? 0 : o.warmup);
+  TrialStats s =
+      lab.trial(o.rate, o.duration + (o.rate > 0 ? 0 : o.warmup), o.rate > 0 ? 0 : o.warmup);
   json j = base_json(o, m, "run");
   j.update(lab.to_json(s));
   say("run", s, j);
@@ -611,7 +624,8 @@ int cmd_export(const Opts& o, const Mesh& m, const Traffic& tr) {
     std::ofstream f(o.lua_out);
     auto mac = [](const std::array<uint8_t, 6>& a) {
       char b[32];
-      std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4], a[5]);
+      std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4],
+                    a[5]);
       return std::string(b);
     };
     auto ip = [](const std::array<uint8_t, 4>& a) {
@@ -627,7 +641,8 @@ int cmd_export(const Opts& o, const Mesh& m, const Traffic& tr) {
       << "-- Plaintext outbound, port 0 -> the DUT's local port: " << m.src_name << " -> "
       << m.dst_name << ", UDP, " << o.flows << " flow(s), size " << sizes.front() << " B.\n"
       << "-- pktgen sizes exclude the FCS as here. Run: pktgen ... -- -f this.lua\n"
-      << "-- Inbound ESP (valid sequence numbers) and IMIX cannot be expressed with Pktgen's range\n"
+      << "-- Inbound ESP (valid sequence numbers) and IMIX cannot be expressed with Pktgen's "
+         "range\n"
       << "-- mode: replay the pcap exported with it instead (pktgen -s 0:traffic.pcap); a DUT's\n"
       << "-- anti-replay window accepts each exported ESP packet once.\n"
       << "package.path = package.path .. \";?.lua;test/?.lua;app/?.lua;\"\n"
@@ -667,7 +682,8 @@ int cmd_export(const Opts& o, const Mesh& m, const Traffic& tr) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: vanish-perf export|selftest [opts] | run|ndr [EAL args] -- [opts]\n");
+    std::fprintf(stderr,
+                 "usage: vanish-perf export|selftest [opts] | run|ndr [EAL args] -- [opts]\n");
     return 2;
   }
   std::string cmd = argv[1];
