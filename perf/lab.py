@@ -493,16 +493,21 @@ class Lab:
         exe = self.a.crypto_bench
         if not exe:
             return {}
-        p = subprocess.run([exe, "0.5" if self.a.quick else "1"], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True, timeout=300)
+        # The limit is a best case: the best of 3 runs (the machine is shared).
         out = {}
-        for ln in p.stdout.splitlines():
-            if not ln.startswith("{"):
-                continue
-            j = json.loads(ln)
-            if j.get("alg") != "aes128gcm":
-                continue
-            out[f"{j['op']}-{j['size']}"] = j
+        for _ in range(3):
+            p = subprocess.run([exe, "0.5" if self.a.quick else "1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, timeout=300,
+                               preexec_fn=lambda: os.nice(-20) if os.geteuid() == 0 else None)
+            for ln in p.stdout.splitlines():
+                if not ln.startswith("{"):
+                    continue
+                j = json.loads(ln)
+                if j.get("alg") != "aes128gcm":
+                    continue
+                k = f"{j['op']}-{j['size']}"
+                if k not in out or j["mpps"] > out[k]["mpps"]:
+                    out[k] = j
         for k, j in sorted(out.items()):
             self.record({"scenario": "crypto_limit", "system": "ipsec-mb", "op": j["op"],
                          "size": str(j["size"]), "mpps": j["mpps"], "gbps": j["gbps"],
@@ -606,6 +611,10 @@ def svg_chart(path: str, title: str, xlabels: List[str], series: Dict[str, List[
 
 # ---------------------------------------------------------------------------------------------
 # Report
+
+
+def ratio_sub(x, y):
+    return x - y if (x is not None and y is not None) else None
 
 
 def fmt(v, d=3):
@@ -734,8 +743,8 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
                f"Trial {a.trial} s, resolution {a.resolution}, PDR loss 0.5 %. Latency: generator TX "
                "timestamp -> generator RX (outbound: 1 in 16 ESP packets decrypted to read it); "
                "`added` = DUT p99 - testpmd p99 at the same offered rate.", "",
-               "| system | dir | size | max Mpps | NDR Mpps | PDR Mpps | p50 us | p99 us | p99.9 us | max us | harness p99 us | p99 added us |",
-               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+               "| system | dir | size | max Mpps | NDR Mpps | PDR Mpps | p50 us | p99 us | p99.9 us | max us | harness p50 us | harness p99 us | p50 added us | p99 added us |",
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         cdf_series, cdf_x = {}, None
         for r in nd:
             lat = r.get("latency") or {}
@@ -743,7 +752,8 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
             md.append(f"| {r['system']} | {r['dir']} | {r['size']} | {fmt(r.get('max_mpps'))} | "
                       f"{fmt(r.get('ndr_mpps'))} | {fmt(r.get('pdr_mpps'))} | {fmt(lat.get('p50_us'), 1)} | "
                       f"{fmt(lat.get('p99_us'), 1)} | {fmt(lat.get('p999_us'), 1)} | {fmt(lat.get('max_us'), 1)} | "
-                      f"{fmt(hl.get('p99_us'), 1)} | {fmt(r.get('p99_added_us'), 1)} |")
+                      f"{fmt(hl.get('p50_us'), 1)} | {fmt(hl.get('p99_us'), 1)} | "
+                      f"{fmt(ratio_sub(lat.get('p50_us'), hl.get('p50_us')), 1)} | {fmt(r.get('p99_added_us'), 1)} |")
             if lat.get("cdf_us"):
                 cdf_series[f"{r['system']} {r['dir']} {r['size']}"] = lat["cdf_us"]
             if hl.get("cdf_us") and "harness" not in cdf_series:

@@ -560,8 +560,16 @@ int cmd_ndr(const Opts& o, Lab& lab, const Mesh& m) {
       TrialStats s = lab.trial(r, o.trial, 0);
       json j = lab.to_json(s);
       say(thr == 0 ? "ndr" : "pdr", s, j);
-      trials.push_back({{"thr", thr}, {"rate", r}, {"loss", s.loss_ratio()}, {"mpps", j["mpps"]}});
-      if (s.loss_ratio() <= thr) {
+      trials.push_back({{"thr", thr},
+                        {"rate", r},
+                        {"offered_pps", j["offered_pps"]},
+                        {"loss", s.loss_ratio()},
+                        {"mpps", j["mpps"]}});
+      // A trial passes only if the generator really offered the rate (within 1 %) and the
+      // loss stayed within the threshold.
+      bool offered_ok = double(s.offered) >= 0.99 * r * s.seconds;
+      if (!offered_ok) j["generator_short"] = true;
+      if (offered_ok && s.loss_ratio() <= thr) {
         lo = r;
         best = r;
         best_j = j;
