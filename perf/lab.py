@@ -75,6 +75,16 @@ def find_build(name: str, sub: str) -> Optional[str]:
 # Processes
 
 
+def pin_worker_cpu() -> None:
+    """In a child: the DUT worker's CPU (1) and nice -20, as the DUTs' workers get."""
+    try:
+        os.sched_setaffinity(0, {1})
+        if os.geteuid() == 0:
+            os.nice(-20)
+    except OSError:
+        pass
+
+
 def vanishd_drops(logpath: str) -> Optional[dict]:
     """vanishd's final counters: {reason: count} from the `drops:` block it prints at exit."""
     try:
@@ -498,7 +508,7 @@ class Lab:
         for _ in range(3):
             p = subprocess.run([exe, "0.5" if self.a.quick else "1"], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, timeout=300,
-                               preexec_fn=lambda: os.nice(-20) if os.geteuid() == 0 else None)
+                               preexec_fn=pin_worker_cpu)
             for ln in p.stdout.splitlines():
                 if not ln.startswith("{"):
                     continue
