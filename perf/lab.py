@@ -24,8 +24,8 @@ vanishctl has a rekey command).
 Figures on virtual ports are per-core CPU figures, not NIC line rates. The machine is shared:
 ratios are between runs made back to back in the same invocation.
 
-  perf/lab.py --quick            # ~4 min: fewer sizes, short trials
-  perf/lab.py                    # full: ~25 min
+  perf/lab.py --quick            # ~5 min: fewer sizes, short trials
+  perf/lab.py                    # full: ~12 min
 """
 
 from __future__ import annotations
@@ -891,7 +891,7 @@ def write_cdf(path: str, series: Dict[str, list]):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="short run (~4 min): fewer sizes, short trials")
+    p.add_argument("--quick", action="store_true", help="short run (~5 min): fewer sizes, short trials")
     p.add_argument("--out", default=None, help="output dir (default build-perf/lab/<UTC time>)")
     p.add_argument("--scenarios", default="throughput,crypto,pcap,flows,policies,ndr,churn,rekey",
                    help="comma list of scenario groups to run")
