@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "ctl/authz.hpp"
+#include "ctl/egress.hpp"
 
 namespace vanish::ctl {
 namespace {
@@ -76,10 +77,21 @@ class Compiler {
     neighbours();
     if (!static_sas()) return nullptr;
     s_->authz = authz::Engine::build(c_);
+    if (!egress()) return nullptr;
     return std::move(s_);
   }
 
  private:
+  bool egress() {
+    std::string e;
+    s_->egress = build_host_policy(c_, o_.n_workers, prev_ ? prev_->egress.get() : nullptr, &e);
+    if (c_.has_egress() && !s_->egress) {
+      errors_->push_back(ConfigError{"egress", "rules", e});
+      return false;
+    }
+    return true;
+  }
+
   static IpAddr addr_or_unspecified(const std::string& s) {
     IpAddr a;
     if (s.empty() || !IpAddr::parse(s, &a)) return IpAddr{};

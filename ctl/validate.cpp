@@ -1,5 +1,7 @@
 #include "ctl/validate.hpp"
 
+#include "ctl/egress.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -822,7 +824,8 @@ class Validator {
 }  // namespace
 
 bool validate_config(const config::Config& cfg, std::vector<ConfigError>* errors) {
-  return Validator(cfg, errors).run();
+  bool ok = Validator(cfg, errors).run();
+  return validate_egress(cfg, errors) && ok;
 }
 
 }  // namespace vanish::ctl

@@ -16,8 +16,9 @@ namespace vanish::dp {
 
 inline constexpr uint16_t kBurstSize = 32;
 
-// kDeliver: an inbound flow allowed to its local destination.
-enum class FlowAction : uint8_t { kDrop = 0, kEncrypt, kHairpin, kDeliver };
+// kDeliver: an inbound flow allowed to its local destination. kEgress: to a destination outside
+// the mesh, sent unencrypted to the egress next hop on the fabric port (stage_egress.hpp).
+enum class FlowAction : uint8_t { kDrop = 0, kEncrypt, kHairpin, kDeliver, kEgress };
 
 // Facts one stage learns about a packet and a later stage uses.
 struct PacketInfo {

@@ -19,6 +19,8 @@ struct alignas(64) WorkerCounters {
   uint64_t icmp_errors_sent = 0, fragments_made = 0, handoff_out = 0, handoff_in = 0;
   uint64_t busy_polls = 0, idle_polls = 0;
   uint64_t authz_checks = 0, authz_denied_flows = 0, reply_flows = 0, service_flows = 0;
+  uint64_t egress_flows = 0, egress_tx = 0, egress_rx = 0, host_inspected = 0, host_allowed = 0,
+           host_denied_flows = 0;
   uint64_t drops[kDropReasonCount] = {};
 
   void drop(DropReason r) { drops[unsigned(r)]++; }

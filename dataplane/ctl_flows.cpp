@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ctl/authz.hpp"
+#include "dataplane/host_policy.hpp"
 #include "dataplane/ctl_service.hpp"
 
 namespace vanish::dp {
@@ -55,6 +56,8 @@ const char* action_name(FlowAction a) {
       return "hairpin";
     case FlowAction::kDeliver:
       return "deliver";
+    case FlowAction::kEgress:
+      return "egress";
   }
   return "?";
 }
@@ -175,6 +178,13 @@ void fill_flow(const Snapshot& s, unsigned worker, const FlowKey& k, const FlowE
   f->set_is_static(e.is_static != 0);
   f->set_is_reply(e.is_reply != 0);
   f->set_stale(k.zone != kZoneReplyIndex && !e.is_static && e.generation != s.generation);
+  if (s.egress && e.generation == s.generation && e.host_pattern < s.egress->patterns.size()) {
+    const HostPattern& hp = s.egress->patterns[e.host_pattern];
+    f->set_host(hp.host);
+    f->set_host_rule(s.egress->rules[hp.rule].name);
+  }
+  static const char* const kStates[] = {"", "pending", "decided", "dns"};
+  if (e.host_state < 4) f->set_host_state(kStates[e.host_state]);
 }
 
 std::string status_text(WorkerMailbox::Status st) {

@@ -42,7 +42,11 @@ namespace vanish::dp {
   X(kIcmpRateLimited, "icmp_rate_limited", "ICMP error suppressed by the rate limiter")           \
   X(kArpIgnored, "arp_ignored", "ARP/ND not for a gateway address (consumed)")                    \
   X(kEchoReplied, "echo_replied", "ICMP echo to the gateway (consumed, reply sent)")              \
-  X(kStaticDeny, "static_deny", "pinned by vanishctl flow add --verdict deny")
+  X(kStaticDeny, "static_deny", "pinned by vanishctl flow add --verdict deny")                  \
+  X(kEgressDenied, "egress_denied", "outside the mesh: no egress rule allows it (REGISTRY_ONLY or a namespace allow list)") \
+  X(kHostDenied, "host_denied", "egress: the flow's host name (TLS SNI, HTTP Host, DNS query) is not allowed") \
+  X(kHostUnknown, "host_unknown", "egress: a governed flow's first payload carries no host name (not TLS/HTTP/DNS, no SNI)") \
+  X(kHostMalformed, "host_malformed", "egress: ClientHello/HTTP head/DNS query malformed, truncated, oversized or fragmented")
 
 // clang-format on
 

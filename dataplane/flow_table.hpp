@@ -53,7 +53,7 @@ struct FlowEntry {
   uint8_t is_reply;     // a reply to a flow a local workload opened (no authorization needed)
   uint16_t entropy;     // inner (Geneve) UDP source port: hash of the 5-tuple, made once
   NatKind nat;          // per-packet rewrite (nat.hpp)
-  uint8_t pad2;
+  uint8_t host_state;   // egress hostname inspection (HostState, stage_hostname.hpp)
   IpAddr nat_addr;    // kDnat: new destination; kUnDnat: new source (the VIP)
   uint16_t nat_port;  // network order; the new destination / source port
   uint16_t pad3;
@@ -61,6 +61,7 @@ struct FlowEntry {
   uint32_t policy;        // authz PolicyId that decided (kDenyMatched / kAllowMatched), else ~0
   uint32_t authz_reason;  // authz::Reason + 1 when authorization ran, else 0
   uint32_t conn;          // istio_tcp_* aggregate: ConnStats slot * 2 + dir (conn_metrics.hpp)
+  uint32_t host_pattern = kInvalidIdx;  // egress: HostPolicy pattern that decided, if any
 };
 static_assert(sizeof(FlowEntry) <= 128, "DESIGN.md budget: a flow entry <= 128 bytes");
 

@@ -1,10 +1,12 @@
 // Pipeline: the stages composed at compile time (no virtual call per packet).
 //
-//   outbound (local port):  LocalIngress -> OutboundClassify -> TtlDecrement
+//   outbound (local port):  LocalIngress -> OutboundClassify -> HostnameInspect -> TtlDecrement
 //                             -> [kEncrypt] FabricMtu -> EspEncap -> fabric TX
 //                             -> [kHairpin] LocalDeliver -> local TX
+//                             -> [kEgress] EgressForward::send -> fabric TX (plain, next hop)
 //   inbound (fabric port):  FabricIngress -> EspDecap -> InboundAuthorize -> LocalDeliver
 //                             -> local TX
+//                           FabricIngress -> [kEgress] EgressForward::receive -> LocalDeliver
 //
 // Contract: after outbound()/inbound() every input packet is in ctx.to_local / ctx.to_fabric or
 // freed and counted; the caller flushes the TX buffers.
@@ -13,10 +15,12 @@
 
 #include "dataplane/stage_authorize.hpp"
 #include "dataplane/stage_classify.hpp"
+#include "dataplane/stage_egress.hpp"
 #include "dataplane/stage_esp_decap.hpp"
 #include "dataplane/stage_esp_encap.hpp"
 #include "dataplane/stage_fabric_ingress.hpp"
 #include "dataplane/stage_fabric_mtu.hpp"
+#include "dataplane/stage_hostname.hpp"
 #include "dataplane/stage_local_deliver.hpp"
 #include "dataplane/stage_local_ingress.hpp"
 #include "dataplane/stage_ttl.hpp"
@@ -35,15 +39,21 @@ class Pipeline final {
     if (!b.n) return;
     classify_.process(ctx, b);
     VANISH_TRACE(ctx, trace_after(ctx, TraceStage::kClassify, b, TraceStage::kTtl, true));
+    const bool egress = ctx.snap->egress != nullptr;
+    if (egress) hostname_.process(ctx, b);
     ttl_.process(ctx, b);
     VANISH_TRACE(ctx, trace_after(ctx, TraceStage::kTtl, b, TraceStage::kFabricMtu, true));
     // Split: hairpin packets are delivered locally, the rest go to the fabric.
     hairpin_.n = 0;
+    egress_.n = 0;
     uint16_t keep = 0;
     for (uint16_t i = 0; i < b.n; i++) {
       if (b.info[i].action == FlowAction::kHairpin) {
         hairpin_.pkts[hairpin_.n] = b.pkts[i];
         hairpin_.info[hairpin_.n++] = b.info[i];
+      } else if (egress && b.info[i].action == FlowAction::kEgress) {
+        egress_.pkts[egress_.n] = b.pkts[i];
+        egress_.info[egress_.n++] = b.info[i];
       } else {
         if (keep != i) {
           b.pkts[keep] = b.pkts[i];
@@ -60,6 +70,7 @@ class Pipeline final {
     if (frags_.n) encap_.process(ctx, frags_.pkts, frags_.info, frags_.n);
     VANISH_TRACE(
         ctx, trace_after_tx(ctx, TraceStage::kEspEncap, ctx.to_fabric, TraceVerdict::kTxFabric));
+    if (egress_.n) egress_fwd_.send(ctx, egress_);
     if (hairpin_.n) deliver_.process(ctx, hairpin_, true);
     VANISH_TRACE(
         ctx, trace_after_tx(ctx, TraceStage::kLocalDeliver, ctx.to_local, TraceVerdict::kTxLocal));
@@ -73,6 +84,24 @@ class Pipeline final {
     VANISH_TRACE(ctx,
                  trace_after(ctx, TraceStage::kFabricIngress, b, TraceStage::kEspDecap, false));
     if (!b.n) return;
+    if (ctx.snap->egress) {  // plain replies from outside the mesh: EgressForward::receive
+      egress_.n = 0;
+      uint16_t keep = 0;
+      for (uint16_t i = 0; i < b.n; i++) {
+        if (b.info[i].action == FlowAction::kEgress) {
+          egress_.pkts[egress_.n] = b.pkts[i];
+          egress_.info[egress_.n++] = b.info[i];
+        } else {
+          b.keep(i, keep);
+        }
+      }
+      b.n = keep;
+      if (egress_.n) {
+        egress_fwd_.receive(ctx, egress_);
+        if (egress_.n) deliver_.process(ctx, egress_, false);
+      }
+      if (!b.n) return;
+    }
     decap_.process(ctx, b);
     VANISH_TRACE(ctx,
                  trace_after(ctx, TraceStage::kEspDecap, b, TraceStage::kAuthorize, true, true));
@@ -92,6 +121,8 @@ class Pipeline final {
  private:
   LocalIngress ingress_;
   OutboundClassify classify_;
+  HostnameInspect hostname_;
+  EgressForward egress_fwd_;
   TtlDecrement ttl_;
   FabricMtu mtu_;
   EspEncap encap_;
@@ -100,6 +131,7 @@ class Pipeline final {
   InboundAuthorize authorize_;
   LocalDeliver deliver_;
   Burst hairpin_;
+  Burst egress_;
   FragBurst frags_;
 };
 

@@ -27,6 +27,8 @@ class Engine;
 
 namespace vanish::dp {
 
+class HostPolicy;  // dataplane/host_policy.hpp
+
 inline constexpr unsigned kMaxWorkers = 16;
 
 // An appliance node of the mesh (this one or a peer).
@@ -177,6 +179,10 @@ struct Snapshot {
   // Authorization (ztunnel semantics), evaluated once per new flow at the destination node.
   // Its workload indices are WorkloadIdx and its identity indices index `identities`.
   std::shared_ptr<const authz::Engine> authz;
+
+  // Egress to destinations outside the mesh and its hostname rules (Config.egress); null: none
+  // (such traffic is dropped as no_route).
+  std::shared_ptr<const HostPolicy> egress;
 
   std::shared_ptr<NeighbourTable> neighbours;
   std::vector<std::shared_ptr<crypto::EspSa>> sa_owner;  // keeps every SA above alive

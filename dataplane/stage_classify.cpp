@@ -6,6 +6,7 @@
 #include "dataplane/neighbour.hpp"
 #include "dataplane/pkt.hpp"
 #include "dataplane/stage_authorize.hpp"
+#include "dataplane/stage_hostname.hpp"
 
 namespace vanish::dp {
 
@@ -43,6 +44,11 @@ void OutboundClassify::classify(WorkerCtx& ctx, const FlowKey& key, FlowEntry& e
   const NatKind prev_nat = e.nat;
   const IpAddr prev_addr = e.nat_addr;
   const uint16_t prev_port = e.nat_port;
+  const uint8_t prev_host = e.host_state;
+  const FlowAction prev_action = e.action;
+  const uint8_t prev_drop = e.drop_reason;
+  e.host_state = kHostNone;
+  e.host_pattern = kInvalidIdx;
   e.generation = s.generation;
   e.action = FlowAction::kDrop;
   e.src_workload = e.dst_workload = kInvalidIdx;
@@ -86,7 +92,9 @@ void OutboundClassify::classify(WorkerCtx& ctx, const FlowKey& key, FlowEntry& e
   } else {
     const uint32_t* dst = s.workload_by_ip.find(key.dst_ip());
     if (!dst) {
-      e.drop_reason = uint8_t(DropReason::kNoRoute);
+      // Outside the mesh: egress (Config.egress), else no route.
+      if (!HostnameInspect::classify_egress(ctx, key, e, *src, prev_host, prev_action, prev_drop))
+        e.drop_reason = uint8_t(DropReason::kNoRoute);
       return;
     }
     dst_w = *dst;

@@ -10,8 +10,9 @@
 //   - either may name a waypoint: then the waypoint receives the packet unchanged (original
 //     destination preserved), except for traffic the waypoint itself sends.
 // The destination workload on a peer node with a valid SA -> kEncrypt; on this node -> kHairpin
-// after this node's authorization (InboundAuthorize::decide); anything else is dropped and
-// counted.
+// after this node's authorization (InboundAuthorize::decide); a destination outside the mesh ->
+// kEgress or a drop, as HostnameInspect::classify_egress decides (Config.egress; without it
+// no_route); anything else is dropped and counted.
 // Contract: kept packets have info.flow/action/node/dst_workload/identity set and are rewritten
 // by the flow's NAT; denied ones are freed and counted; the decision (including a drop) is cached
 // in the flow entry.

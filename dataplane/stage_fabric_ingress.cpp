@@ -44,6 +44,11 @@ void FabricIngress::process(WorkerCtx& ctx, Burst& b, bool from_handoff) {
       }
       if (std::memcmp(&ip->dst_addr, self.fabric_v4.v4_bytes(), 4) != 0 ||
           self.fabric_v4.is_unspecified()) {
+        if (s.egress) {  // maybe a reply from outside the mesh: EgressForward::receive
+          info.action = FlowAction::kEgress;
+          b.keep(i, keep);
+          continue;
+        }
         ctx.drop(m, DropReason::kNotForUs);
         continue;
       }
@@ -66,6 +71,11 @@ void FabricIngress::process(WorkerCtx& ctx, Burst& b, bool from_handoff) {
       }
       if (std::memcmp(ip6->dst_addr, self.fabric_v6.b.data(), 16) != 0 ||
           self.fabric_v6.is_unspecified()) {
+        if (s.egress) {  // maybe a reply from outside the mesh: EgressForward::receive
+          info.action = FlowAction::kEgress;
+          b.keep(i, keep);
+          continue;
+        }
         ctx.drop(m, DropReason::kNotForUs);
         continue;
       }
@@ -118,6 +128,7 @@ void FabricIngress::process(WorkerCtx& ctx, Burst& b, bool from_handoff) {
       }
       continue;
     }
+    info.action = FlowAction::kDrop;  // not an egress reply
     info.sa = in->sa;
     info.node = in->peer.value;
     info.esp_off = uint16_t(esp_off);

@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential meson ninja-build pkg-config python3
   libdpdk-dev dpdk dpdk-dev dpdk-doc libipsec-mb-dev libssl-dev openssl
   libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libfmt-dev nlohmann-json3-dev libpcap-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libpcap-dev libhyperscan-dev dnsutils
   tshark tcpdump iproute2 ethtool iperf3 curl iputils-ping python3-prometheus-client
 )
 
