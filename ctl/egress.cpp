@@ -29,23 +29,13 @@ bool valid_host_pattern(const std::string& h, std::string* reason) {
   return true;
 }
 
-std::string escape_literal(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
-      o += '\\';
-    o += c;
-  }
-  return o;
-}
-
 }  // namespace
 
 std::string host_expression(const std::string& host) {
-  if (host == "*") return "^.+$";
-  if (host.size() >= 2 && host[0] == '*' && host[1] == '.')
-    return "^.+\\." + escape_literal(host.substr(2)) + "$";
-  return "^" + escape_literal(host) + "$";
+  const std::string b(1, dp::kHostBegin), e(1, dp::kHostEnd);
+  if (host == "*") return b;
+  if (host.size() >= 2 && host[0] == '*' && host[1] == '.') return host.substr(1) + e;
+  return b + host + e;
 }
 
 bool validate_egress(const config::Config& cfg, std::vector<ConfigError>* errors) {
@@ -154,14 +144,16 @@ std::shared_ptr<const dp::HostPolicy> build_host_policy(const config::Config& cf
   db->key = std::move(key);
   std::vector<const char*> ex;
   std::vector<unsigned> flags, ids;
+  std::vector<size_t> lens;
   for (size_t i = 0; i < exprs.size(); i++) {
     ex.push_back(exprs[i].c_str());
+    lens.push_back(exprs[i].size());
     flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
     ids.push_back(unsigned(i));
   }
   hs_compile_error_t* cerr = nullptr;
-  if (hs_compile_multi(ex.data(), flags.data(), ids.data(), unsigned(ex.size()), HS_MODE_BLOCK,
-                       nullptr, &db->db, &cerr) != HS_SUCCESS) {
+  if (hs_compile_lit_multi(ex.data(), flags.data(), ids.data(), lens.data(), unsigned(ex.size()),
+                           HS_MODE_BLOCK, nullptr, &db->db, &cerr) != HS_SUCCESS) {
     *error = std::string("Hyperscan: ") + (cerr && cerr->message ? cerr->message : "compile failed");
     if (cerr) {
       if (cerr->expression >= 0 && size_t(cerr->expression) < p->patterns.size())

@@ -4,12 +4,16 @@
 // - validate_egress() appends one ConfigError per problem (resource "egress" or
 //   "egress rule NAME") and returns true when it appended none. validate_config() calls it.
 // - build_host_policy() runs on the control thread for a validated config: it compiles every
-//   host pattern of every rule into one Hyperscan block-mode database (HS_FLAG_SINGLEMATCH |
-//   HS_FLAG_CASELESS, anchored) and allocates one scratch per worker. When `previous` has a
-//   database for the same patterns and worker count, that database is shared instead (no
-//   recompilation). Returns null when the config has no egress block; on a Hyperscan error,
+//   host pattern of every rule into one Hyperscan block-mode literal database
+//   (hs_compile_lit_multi, HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS) and allocates one scratch per
+//   worker. Names are scanned framed as kHostBegin + name + kHostEnd, so an exact host is the
+//   literal kHostBegin + host + kHostEnd, "*.example.com" is ".example.com" + kHostEnd (any
+//   subdomain, any depth, not example.com itself) and "*" is kHostBegin (every name). Literals
+//   compile in milliseconds where the equivalent anchored regexes (^.+\.example\.com$) take
+//   seconds per thousand patterns. When `previous` has a database for the same patterns and
+//   worker count, that database is shared instead (no recompilation). Returns null when the config has no egress block; on a Hyperscan error,
 //   null and *error set.
-// - host_expression() is the Hyperscan expression of one configured host.
+// - host_expression() is the Hyperscan literal of one configured host.
 #pragma once
 
 #include <memory>

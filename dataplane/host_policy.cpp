@@ -1,10 +1,13 @@
 #include "dataplane/host_policy.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace vanish::dp {
 
 namespace {
+
+constexpr size_t kMaxFramed = 256 + 2;  // a name (at most 253 bytes) and its two frame bytes
 
 struct ScanCtx {
   const HostPolicy* p;
@@ -58,7 +61,12 @@ HostDecision HostPolicy::decide(std::string_view name, uint32_t ns_id, uint16_t 
   HostDecision d;
   if (!name.empty() && hs && scr) {
     ScanCtx c{this, ns_id, port};
-    hs_scan(hs->db, name.data(), unsigned(name.size()), 0, scr, on_match, &c);
+    char framed[kMaxFramed];
+    const size_t n = std::min(name.size(), kMaxFramed - 2);
+    framed[0] = kHostBegin;
+    std::memcpy(framed + 1, name.data(), n);
+    framed[n + 1] = kHostEnd;
+    hs_scan(hs->db, framed, unsigned(n + 2), 0, scr, on_match, &c);
     uint32_t pat = c.deny_pattern != kInvalidIdx ? c.deny_pattern : c.allow_pattern;
     if (pat != kInvalidIdx) {
       d.allow = c.deny_pattern == kInvalidIdx;

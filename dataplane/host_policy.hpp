@@ -59,6 +59,10 @@ struct HostScopeHash {
   }
 };
 
+// Names are scanned framed by these bytes (never part of a valid hostname), so literal patterns
+// can be anchored: ctl/egress.hpp.
+inline constexpr char kHostBegin = '\x01', kHostEnd = '\x02';
+
 // Scope flags of (namespace, port): which kinds of rules apply there.
 inline constexpr uint8_t kScopeAllow = 1, kScopeDeny = 2;
 
