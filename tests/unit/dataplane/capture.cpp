@@ -28,7 +28,8 @@ pid_t spawn(const std::string& cmd) {
     dup2(devnull, 0);
     dup2(devnull, 1);
     dup2(devnull, 2);
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    const std::string exec_cmd = "exec " + cmd;  // the pid we stop is the program itself
+    execl("/bin/sh", "sh", "-c", exec_cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   return pid;
