@@ -436,6 +436,11 @@ class Check {
 }  // namespace
 
 int run_check(const CheckOptions& o, std::ostream& out, std::ostream& err) {
+  if (!o.host.empty()) return run_host_check(o, out, err);
+  if (o.to.empty()) {
+    err << "vanishctl check: --to IP:PORT (or --host NAME) is required\n";
+    return kExitBadInput;
+  }
   try {
     return Check(o, out).run();
   } catch (const BadInput& e) {
@@ -461,8 +466,11 @@ void add_check_command(CLI::App& app, std::function<int()>* run) {
       ->required();
   c->add_option("--to", o->to,
                 "destination IP:PORT ([IPv6]:PORT): a workload address and the port it receives "
-                "on, or a service VIP:port (checked for every endpoint at its target port)")
-      ->required();
+                "on, or a service VIP:port (checked for every endpoint at its target port)");
+  c->add_option("--host", o->host,
+                "egress check instead: a host name outside the mesh (TLS SNI / HTTP Host / DNS "
+                "name), decided by the egress rules for --from's namespace");
+  c->add_option("--port", o->port, "with --host: destination port (default 443; 53 for DNS)");
   c->add_option("--proto", o->proto, "transport protocol (policies are L4: same verdict for both)")
       ->check(CLI::IsMember({"tcp", "udp"}));
   c->add_option("-o,--output", o->output, "output format")->check(CLI::IsMember({"table", "json"}));

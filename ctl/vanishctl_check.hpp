@@ -33,9 +33,15 @@ struct CheckOptions {
   std::string to;
   std::string proto = "tcp";
   std::string output = "table";
+  // --host NAME: the egress hostname check instead (docs/config.md#egress): may a workload of
+  // --from's namespace reach NAME outside the mesh on --port (default 443) / --proto?
+  std::string host;
+  int port = 443;
 };
 
 int run_check(const CheckOptions& o, std::ostream& out, std::ostream& err);
+// The --host check (vanishctl_check_host.cpp); same exit statuses.
+int run_host_check(const CheckOptions& o, std::ostream& out, std::ostream& err);
 
 // Adds the `check` subcommand to `app`; when it is the one parsed, *run is set to execute it.
 void add_check_command(CLI::App& app, std::function<int()>* run);

@@ -163,6 +163,9 @@ Json flow_json(const v1::FlowInfo& f) {
   j["static"] = f.is_static();
   j["reply"] = f.is_reply();
   j["stale"] = f.stale();
+  j["host"] = f.host();
+  j["host_rule"] = f.host_rule();
+  j["host_state"] = f.host_state();
   return j;
 }
 
@@ -186,8 +189,8 @@ void print_table(const std::vector<std::vector<std::string>>& rows, std::ostream
 
 std::vector<std::string> flow_header() {
   return {"W",       "DIR",      "PROTO",   "SOURCE", "DESTINATION",      "FROM",
-          "TO",      "IDENTITY", "VERDICT", "POLICY", "SERVICE/ENDPOINT", "SA",
-          "PACKETS", "BYTES",    "AGE",     "FLAGS"};
+          "TO",      "IDENTITY", "VERDICT", "POLICY", "SERVICE/ENDPOINT", "HOST",
+          "SA",      "PACKETS",  "BYTES",   "AGE",    "FLAGS"};
 }
 
 std::vector<std::string> flow_row(const v1::FlowInfo& f) {
@@ -197,6 +200,10 @@ std::vector<std::string> flow_row(const v1::FlowInfo& f) {
   if (f.spi()) std::snprintf(spi, sizeof spi, "0x%08x", f.spi());
   std::string policy = f.policy();
   if (policy.empty() && !f.authz_reason().empty()) policy = "(" + f.authz_reason() + ")";
+  // Egress: the host pattern that decided and its rule, or the inspection state.
+  std::string host = f.host();
+  if (!host.empty() && !f.host_rule().empty()) host += " (" + f.host_rule() + ")";
+  if (host.empty() && !f.host_state().empty()) host = "(" + f.host_state() + ")";
   return {std::to_string(f.worker()),
           f.zone(),
           f.proto(),
@@ -208,6 +215,7 @@ std::vector<std::string> flow_row(const v1::FlowInfo& f) {
           verdict_text(f),
           or_dash(policy),
           or_dash(svc),
+          or_dash(host),
           spi,
           std::to_string(f.packets()),
           std::to_string(f.bytes()),
