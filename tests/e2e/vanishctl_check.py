@@ -190,6 +190,47 @@ workloads { name: "sleep" namespace: "data" node: "node-a" addresses: "\x0a\x01\
     c.eq(p.returncode, 1, "namespace/name disambiguates (data/sleep is not allowed)")
 
 
+def host_checks(c: Checker, ctl: Ctl, root: str, work: str) -> None:
+    """vanishctl check --host: the egress hostname decision (docs/config.md#egress)."""
+    path = os.path.join(work, "egress.textproto")
+    with open(path, "w") as f:
+        f.write(f'include: "{os.path.join(root, "examples", "node-a.textproto")}"\n' + """
+egress {
+  mode: ALLOW_ANY
+  next_hop_mac: "02:00:00:00:ee:01"
+  rules { name: "default-web" namespace: "default" action: ALLOW
+          hosts: "allowed.test" hosts: "*.example.com" ports: 443 }
+  rules { name: "no-evil" action: DENY hosts: "*.evil.test" }
+}""")
+    cases = [
+        ("sleep", "allowed.test", [], 0, "egress rule default-web lists \"allowed.test\""),
+        ("sleep", "A.B.Example.COM", [], 0, "egress rule default-web lists \"*.example.com\""),
+        ("sleep", "example.com", [], 1, "none lists example.com"),
+        ("sleep", "denied.test", [], 1, "ALLOW egress rules apply to namespace default on port 443"),
+        ("sleep", "denied.test", ["--port", "80"], 0, "mode ALLOW_ANY"),
+        ("curl-untrusted", "denied.test", [], 0, "mode ALLOW_ANY"),
+        ("curl-untrusted", "x.evil.test", ["--port", "53", "--proto", "udp"], 1,
+         "DENY egress rule no-evil lists \"*.evil.test\""),
+    ]
+    for frm, host, extra, rc, reason in cases:
+        p = ctl.run("check", "--config", path, "--from", frm, "--host", host, *extra)
+        c.eq(p.returncode, rc, f"check --host {host} from {frm} {' '.join(extra)}: exit {rc}")
+        c.check(reason in p.stdout, f"check --host {host} from {frm}: reason", p.stdout + p.stderr)
+    p = ctl.run("check", "--config", path, "--from", "sleep", "--host", "allowed.test", "-o", "json")
+    try:
+        j = json.loads(p.stdout)
+        c.eq((j["verdict"], j["rule"], j["pattern"], j["mode"]),
+             ("ALLOW", "default-web", "allowed.test", "ALLOW_ANY"), "check --host -o json")
+    except ValueError:
+        c.check(False, "check --host -o json parses", p.stdout)
+    p = ctl.run("check", "--config", path, "--from", "sleep", "--host", "bad host")
+    c.eq(p.returncode, 2, "check --host with a bad name: exit 2")
+    p = ctl.run("check", "--config", os.path.join(root, "examples", "node-a.textproto"),
+                "--from", "sleep", "--host", "allowed.test")
+    c.check(p.returncode == 1 and "no egress block" in p.stdout, "check --host without egress: denied",
+            p.stdout + p.stderr)
+
+
 def bad_input(c: Checker, ctl: Ctl, config: str) -> None:
     cases = [
         (["--from", "nobody", "--to", "10.2.0.30:5432"], "no such workload"),
@@ -245,6 +286,7 @@ def main(argv=None) -> int:
         node_b = os.path.join(a.root, "examples", "node-b.textproto")
         json_fields(c, ctl, node_b)
         variants(c, ctl, a.root, work)
+        host_checks(c, ctl, a.root, work)
         bad_input(c, ctl, node_b)
     except Exception as e:  # a crash is a failure, with the reason
         c.check(False, "runs completed", f"{type(e).__name__}: {e}")
