@@ -34,8 +34,9 @@ bool valid_host_pattern(const std::string& h, std::string* reason) {
 std::string host_expression(const std::string& host) {
   const std::string b(1, dp::kHostBegin), e(1, dp::kHostEnd);
   if (host == "*") return b;
-  if (host.size() >= 2 && host[0] == '*' && host[1] == '.') return host.substr(1) + e;
-  return b + host + e;
+  if (host.size() >= 2 && host[0] == '*' && host[1] == '.')
+    return b + std::string(host.rbegin(), host.rend() - 2) + ".";
+  return b + std::string(host.rbegin(), host.rend()) + e;
 }
 
 bool validate_egress(const config::Config& cfg, std::vector<ConfigError>* errors) {

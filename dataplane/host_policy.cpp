@@ -63,8 +63,8 @@ HostDecision HostPolicy::decide(std::string_view name, uint32_t ns_id, uint16_t 
     ScanCtx c{this, ns_id, port};
     char framed[kMaxFramed];
     const size_t n = std::min(name.size(), kMaxFramed - 2);
-    framed[0] = kHostBegin;
-    std::memcpy(framed + 1, name.data(), n);
+    framed[0] = kHostBegin;  // reversed: see ctl/egress.hpp
+    for (size_t i = 0; i < n; i++) framed[1 + i] = name[n - 1 - i];
     framed[n + 1] = kHostEnd;
     hs_scan(hs->db, framed, unsigned(n + 2), 0, scr, on_match, &c);
     uint32_t pat = c.deny_pattern != kInvalidIdx ? c.deny_pattern : c.allow_pattern;

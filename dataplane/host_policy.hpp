@@ -59,8 +59,8 @@ struct HostScopeHash {
   }
 };
 
-// Names are scanned framed by these bytes (never part of a valid hostname), so literal patterns
-// can be anchored: ctl/egress.hpp.
+// Names are scanned reversed and framed by these bytes (never part of a valid hostname), so
+// literal patterns can be anchored: ctl/egress.hpp.
 inline constexpr char kHostBegin = '\x01', kHostEnd = '\x02';
 
 // Scope flags of (namespace, port): which kinds of rules apply there.
