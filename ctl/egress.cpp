@@ -9,7 +9,9 @@ namespace vanish::ctl {
 
 namespace {
 
-std::string quote(const std::string& s) { return "\"" + s + "\""; }
+std::string quote(const std::string& s) {
+  return "\"" + s + "\"";
+}
 
 // "*", "*.example.com" or a hostname.
 bool valid_host_pattern(const std::string& h, std::string* reason) {
@@ -17,7 +19,8 @@ bool valid_host_pattern(const std::string& h, std::string* reason) {
   std::string rest = h;
   if (h.size() >= 2 && h[0] == '*' && h[1] == '.') rest = h.substr(2);
   if (rest.find('*') != std::string::npos) {
-    *reason = quote(h) + ": a wildcard is only allowed as the whole first label (\"*.example.com\")";
+    *reason =
+        quote(h) + ": a wildcard is only allowed as the whole first label (\"*.example.com\")";
     return false;
   }
   if (!dp::valid_hostname(rest)) {
@@ -50,9 +53,11 @@ bool validate_egress(const config::Config& cfg, std::vector<ConfigError>* errors
     err("egress", "mode", std::to_string(e.mode()) + " is not ALLOW_ANY or REGISTRY_ONLY");
   MacAddr mac;
   if (e.next_hop_mac().empty()) {
-    err("egress", "next_hop_mac", "required (the MAC on the fabric port that outside traffic is sent to)");
+    err("egress", "next_hop_mac",
+        "required (the MAC on the fabric port that outside traffic is sent to)");
   } else if (!MacAddr::parse(e.next_hop_mac(), &mac)) {
-    err("egress", "next_hop_mac", quote(e.next_hop_mac()) + " is not a MAC address (xx:xx:xx:xx:xx:xx)");
+    err("egress", "next_hop_mac",
+        quote(e.next_hop_mac()) + " is not a MAC address (xx:xx:xx:xx:xx:xx)");
   } else if (mac.is_zero()) {
     err("egress", "next_hop_mac", "the all-zero MAC is not allowed");
   } else if (mac.b[0] & 1) {
@@ -155,7 +160,8 @@ std::shared_ptr<const dp::HostPolicy> build_host_policy(const config::Config& cf
   hs_compile_error_t* cerr = nullptr;
   if (hs_compile_lit_multi(ex.data(), flags.data(), ids.data(), lens.data(), unsigned(ex.size()),
                            HS_MODE_BLOCK, nullptr, &db->db, &cerr) != HS_SUCCESS) {
-    *error = std::string("Hyperscan: ") + (cerr && cerr->message ? cerr->message : "compile failed");
+    *error =
+        std::string("Hyperscan: ") + (cerr && cerr->message ? cerr->message : "compile failed");
     if (cerr) {
       if (cerr->expression >= 0 && size_t(cerr->expression) < p->patterns.size())
         *error += " (host " + quote(p->patterns[size_t(cerr->expression)].host) + ")";

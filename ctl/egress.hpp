@@ -14,8 +14,8 @@
 //   tell hosts apart at the literals' ends, which Hyperscan's literal matcher hashes on (names
 //   sharing a long common suffix such as ".example.com" would otherwise all land in one bucket
 //   and be confirmed one by one). When `previous` has a database for the same patterns and
-//   worker count, that database is shared instead (no recompilation). Returns null when the config has no egress block; on a Hyperscan error,
-//   null and *error set.
+//   worker count, that database is shared instead (no recompilation). Returns null when the config
+//   has no egress block; on a Hyperscan error, null and *error set.
 // - host_expression() is the Hyperscan literal of one configured host.
 #pragma once
 

@@ -36,8 +36,7 @@ int find_workload(const config::Config& c, const std::string& from) {
       hit = from == w.namespace_() + "/" + w.name() || from == w.name();
     }
     if (!hit) continue;
-    if (found >= 0 && !is_ip)
-      throw Bad{"--from " + from + " is ambiguous (use namespace/name)"};
+    if (found >= 0 && !is_ip) throw Bad{"--from " + from + " is ambiguous (use namespace/name)"};
     found = i;
   }
   if (found < 0) throw Bad{"--from " + from + ": no such workload"};
@@ -83,8 +82,10 @@ int run_host_check(const CheckOptions& o, std::ostream& out, std::ostream& err) 
       const bool inspectable = o.proto == "tcp" || o.port == 53;
       const uint8_t flags = p->scope_flags(ns, uint16_t(o.port));
       dp::HostDecision d;
-      if (inspectable && flags) d = p->decide(host, ns, uint16_t(o.port), p->scratch(0));
-      else d.allow = flags ? p->allow_without_name(flags) : !p->registry_only;
+      if (inspectable && flags)
+        d = p->decide(host, ns, uint16_t(o.port), p->scratch(0));
+      else
+        d.allow = flags ? p->allow_without_name(flags) : !p->registry_only;
       allowed = d.allow;
       if (d.pattern != kInvalidIdx) {
         pattern = p->patterns[d.pattern].host;

@@ -188,9 +188,9 @@ void print_table(const std::vector<std::vector<std::string>>& rows, std::ostream
 }
 
 std::vector<std::string> flow_header() {
-  return {"W",       "DIR",      "PROTO",   "SOURCE", "DESTINATION",      "FROM",
-          "TO",      "IDENTITY", "VERDICT", "POLICY", "SERVICE/ENDPOINT", "HOST",
-          "SA",      "PACKETS",  "BYTES",   "AGE",    "FLAGS"};
+  return {"W",        "DIR",     "PROTO",  "SOURCE",           "DESTINATION", "FROM", "TO",
+          "IDENTITY", "VERDICT", "POLICY", "SERVICE/ENDPOINT", "HOST",        "SA",   "PACKETS",
+          "BYTES",    "AGE",     "FLAGS"};
 }
 
 std::vector<std::string> flow_row(const v1::FlowInfo& f) {

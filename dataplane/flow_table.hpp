@@ -54,8 +54,8 @@ struct FlowEntry {
   uint16_t entropy;     // inner (Geneve) UDP source port: hash of the 5-tuple, made once
   NatKind nat;          // per-packet rewrite (nat.hpp)
   uint8_t host_state;   // egress hostname inspection (HostState, stage_hostname.hpp)
-  IpAddr nat_addr;    // kDnat: new destination; kUnDnat: new source (the VIP)
-  uint16_t nat_port;  // network order; the new destination / source port
+  IpAddr nat_addr;      // kDnat: new destination; kUnDnat: new source (the VIP)
+  uint16_t nat_port;    // network order; the new destination / source port
   uint16_t pad3;
   uint32_t service;       // ServiceIdx when the flow went to a VIP, else kInvalidIdx
   uint32_t policy;        // authz PolicyId that decided (kDenyMatched / kAllowMatched), else ~0

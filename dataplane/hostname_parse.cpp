@@ -11,7 +11,9 @@ bool host_char(uint8_t c) {
          c == '_' || c == '.';
 }
 
-uint16_t be16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
+uint16_t be16(const uint8_t* p) {
+  return uint16_t(p[0] << 8 | p[1]);
+}
 
 // Copies a candidate name into out after checking it; drops one trailing dot.
 NameStatus take(const uint8_t* p, size_t n, HostName* out) {
@@ -26,18 +28,26 @@ NameStatus take(const uint8_t* p, size_t n, HostName* out) {
   return NameStatus::kFound;
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? char(c + 32) : c;
+}
 
 }  // namespace
 
 const char* name_status_str(NameStatus s) {
   switch (s) {
-    case NameStatus::kFound: return "found";
-    case NameStatus::kNotProtocol: return "not_protocol";
-    case NameStatus::kNoName: return "no_name";
-    case NameStatus::kTruncated: return "truncated";
-    case NameStatus::kMalformed: return "malformed";
-    case NameStatus::kTooLong: return "too_long";
+    case NameStatus::kFound:
+      return "found";
+    case NameStatus::kNotProtocol:
+      return "not_protocol";
+    case NameStatus::kNoName:
+      return "no_name";
+    case NameStatus::kTruncated:
+      return "truncated";
+    case NameStatus::kMalformed:
+      return "malformed";
+    case NameStatus::kTooLong:
+      return "too_long";
   }
   return "?";
 }
@@ -209,7 +219,7 @@ NameStatus parse_dns_qname(const uint8_t* d, size_t len, HostName* out) {
     p += l;
   }
   if (p + 4 > len) return NameStatus::kTruncated;  // QTYPE, QCLASS
-  if (n == 0) return NameStatus::kNoName;           // the root
+  if (n == 0) return NameStatus::kNoName;          // the root
   out->buf[n] = 0;
   out->len = uint16_t(n);
   return valid_hostname(out->view()) ? NameStatus::kFound : NameStatus::kMalformed;

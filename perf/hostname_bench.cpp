@@ -53,7 +53,7 @@ const char* kHost = "api.allowed-0.example.com";
 
 // node-a plus an egress block with n patterns (half exact, half wildcards) over rules of 100.
 std::unique_ptr<dp::Snapshot> node_a_with_patterns(const dp::Snapshot& prev, int n,
-                                                    uint64_t generation, double* compile_ms) {
+                                                   uint64_t generation, double* compile_ms) {
   config::Config c;
   std::vector<std::string> errs;
   if (!ctl::load_config(std::string(VANISH_SOURCE_ROOT) + "/examples/node-a.textproto", &c, &errs))
@@ -88,8 +88,26 @@ std::unique_ptr<dp::Snapshot> node_a_with_patterns(const dp::Snapshot& prev, int
 }
 
 std::vector<uint8_t> tcp_frame(uint16_t sport, const std::vector<uint8_t>& payload) {
-  std::vector<uint8_t> tcp = {uint8_t(sport >> 8), uint8_t(sport), 0x01, 0xbb, 0, 0, 0, 1, 0, 0,
-                              0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0};
+  std::vector<uint8_t> tcp = {uint8_t(sport >> 8),
+                              uint8_t(sport),
+                              0x01,
+                              0xbb,
+                              0,
+                              0,
+                              0,
+                              1,
+                              0,
+                              0,
+                              0,
+                              1,
+                              0x50,
+                              0x18,
+                              0xff,
+                              0xff,
+                              0,
+                              0,
+                              0,
+                              0};
   tcp.insert(tcp.end(), payload.begin(), payload.end());
   return fuzz::v4_frame({203, 0, 113, 10}, 6, tcp);
 }
@@ -141,12 +159,17 @@ int main(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; i++) {
     std::string s = argv[i];
-    if (s == "--patterns" && i + 1 < argc) a.patterns = parse_list(argv[++i]);
-    else if (s == "--rounds" && i + 1 < argc) a.rounds = std::atoi(argv[++i]);
-    else if (s == "--flows" && i + 1 < argc) a.flows = std::min(3000, std::atoi(argv[++i]));
-    else if (s == "--size" && i + 1 < argc) a.size = std::atoi(argv[++i]);
+    if (s == "--patterns" && i + 1 < argc)
+      a.patterns = parse_list(argv[++i]);
+    else if (s == "--rounds" && i + 1 < argc)
+      a.rounds = std::atoi(argv[++i]);
+    else if (s == "--flows" && i + 1 < argc)
+      a.flows = std::min(3000, std::atoi(argv[++i]));
+    else if (s == "--size" && i + 1 < argc)
+      a.size = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--patterns 10,1000,10000] [--rounds R] [--flows N] [--size B]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--patterns 10,1000,10000] [--rounds R] [--flows N] [--size B]\n",
                    argv[0]);
       return 2;
     }
@@ -232,7 +255,8 @@ int main(int argc, char** argv) {
                 f / median(first_ns[1]), d, d / median(decide_ns[1]), s);
     std::printf(
         "{\"bench\":\"hostname\",\"patterns\":%d,\"compile_ms\":%.1f,\"first_packet_ns\":%.1f,"
-        "\"first_packet_ratio\":%.3f,\"decide_ns\":%.1f,\"decide_ratio\":%.3f,\"steady_ns\":%.1f}\n",
+        "\"first_packet_ratio\":%.3f,\"decide_ns\":%.1f,\"decide_ratio\":%.3f,\"steady_ns\":%.1f}"
+        "\n",
         counts[k], compile_ms[k], f, f / median(first_ns[1]), d, d / median(decide_ns[1]), s);
   }
   std::printf("mesh path (encrypt, %d B), ns/packet: no egress %.1f", a.size, median(mesh_ns[0]));

@@ -24,8 +24,8 @@ inline Bytes client_hello(const std::string& name, bool with_sni = true) {
   Bytes ext = {0x00, 0x0b, 0, 4, 3, 0, 1, 2};  // ec_point_formats
   if (with_sni) {
     size_t n = name.size();
-    Bytes sn = {0x00, 0x00, uint8_t((n + 5) >> 8), uint8_t(n + 5), uint8_t((n + 3) >> 8),
-                uint8_t(n + 3), 0, uint8_t(n >> 8), uint8_t(n)};
+    Bytes sn = {0x00,           0x00, uint8_t((n + 5) >> 8), uint8_t(n + 5), uint8_t((n + 3) >> 8),
+                uint8_t(n + 3), 0,    uint8_t(n >> 8),       uint8_t(n)};
     sn.insert(sn.end(), name.begin(), name.end());
     ext.insert(ext.end(), sn.begin(), sn.end());
   }
@@ -40,7 +40,9 @@ inline Bytes client_hello(const std::string& name, bool with_sni = true) {
   return rec;
 }
 
-inline Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
+inline Bytes text(const std::string& s) {
+  return Bytes(s.begin(), s.end());
+}
 
 inline Bytes dns_query(std::initializer_list<const char*> labels) {
   Bytes b = {0xbe, 0xef, 0x01, 0x20, 0, 1, 0, 0, 0, 0, 0, 0};

@@ -73,7 +73,9 @@ class EgressTest : public DpTest {
     ASSERT_TRUE(n);
   }
   // One packet from a local workload; returns what left the fabric port (0 or 1 frames).
-  Out send(const Workload& w, const Bytes& ip_pkt) { return n->outbound(local_frame(*n, w.mac, ip_pkt)); }
+  Out send(const Workload& w, const Bytes& ip_pkt) {
+    return n->outbound(local_frame(*n, w.mac, ip_pkt));
+  }
   const dp::FlowEntry* flow(const Workload& w, const IpAddr& dst, uint16_t sport, uint16_t dport,
                             uint8_t proto = 6) {
     dp::FlowKey k{};
@@ -190,7 +192,8 @@ TEST_F(EgressTest, UngovernedFlowsAreDecidedWithoutInspection) {
                 .fabric.size(),
             1u);
   // UDP to a port no rule governs, ICMP: ALLOW_ANY.
-  EXPECT_EQ(send(kSleep, udp(ip_hdr(kSleep.v4, kOut4), 41031, 4789, pattern(20))).fabric.size(), 1u);
+  EXPECT_EQ(send(kSleep, udp(ip_hdr(kSleep.v4, kOut4), 41031, 4789, pattern(20))).fabric.size(),
+            1u);
   EXPECT_EQ(send(kSleep, icmp_echo(ip_hdr(kSleep.v4, kOut4), true, 7, 1)).fabric.size(), 1u);
   EXPECT_EQ(n->ctr.host_inspected, 0u);
   // An address inside a node's workload_prefixes that is no workload: still no_route.
@@ -199,7 +202,8 @@ TEST_F(EgressTest, UngovernedFlowsAreDecidedWithoutInspection) {
 }
 
 TEST_F(EgressTest, RegistryOnlyDeniesWhatNoRuleAllows) {
-  DpNode* r = keep(DpNode::load("node-a.textproto", [](config::Config& c) { add_egress(c, true); }));
+  DpNode* r =
+      keep(DpNode::load("node-a.textproto", [](config::Config& c) { add_egress(c, true); }));
   ASSERT_TRUE(r);
   IpHdr h = ip_hdr(kCurl.v4, kOut4);
   EXPECT_TRUE(r->outbound(local_frame(*r, kCurl.mac, tcp(h, 41040, 443))).fabric.empty());

@@ -17,7 +17,9 @@ namespace {
 using dp::HostName;
 using dp::NameStatus;
 
-std::string status(NameStatus s) { return dp::name_status_str(s); }
+std::string status(NameStatus s) {
+  return dp::name_status_str(s);
+}
 
 // Round trip through a pcap file: Eth | IPv4 | TCP or UDP | payload, then the payload back.
 Bytes via_pcap(const Bytes& payload, bool udp_) {
@@ -41,11 +43,15 @@ Bytes via_pcap(const Bytes& payload, bool udp_) {
   return Bytes(ipb.begin() + long(off), ipb.end());
 }
 
-NameStatus tls(const Bytes& b, HostName* n) { return dp::parse_tls_sni(b.data(), b.size(), n); }
+NameStatus tls(const Bytes& b, HostName* n) {
+  return dp::parse_tls_sni(b.data(), b.size(), n);
+}
 NameStatus http(const std::string& s, HostName* n) {
   return dp::parse_http_host(reinterpret_cast<const uint8_t*>(s.data()), s.size(), n);
 }
-NameStatus dns(const Bytes& b, HostName* n) { return dp::parse_dns_qname(b.data(), b.size(), n); }
+NameStatus dns(const Bytes& b, HostName* n) {
+  return dp::parse_dns_qname(b.data(), b.size(), n);
+}
 
 // Every prefix and a few thousand single-byte corruptions: never more than the input is read
 // (ASan build), and a name is only ever found when the input still holds it.
@@ -114,12 +120,16 @@ TEST(HostnameParse, TlsEdgeCases) {
   auto build = [](const std::string& name) {
     Bytes body = {3, 3};
     body.resize(2 + 32, 0x11);
-    body.push_back(0);                                     // session id
-    body.insert(body.end(), {0, 2, 0x13, 0x01, 1, 0});     // cipher suites, compression
+    body.push_back(0);                                  // session id
+    body.insert(body.end(), {0, 2, 0x13, 0x01, 1, 0});  // cipher suites, compression
     Bytes sn = {0, uint8_t(name.size() >> 8), uint8_t(name.size())};
     sn.insert(sn.end(), name.begin(), name.end());
-    Bytes ext = {0, 0, uint8_t((sn.size() + 2) >> 8), uint8_t(sn.size() + 2),
-                 uint8_t(sn.size() >> 8), uint8_t(sn.size())};
+    Bytes ext = {0,
+                 0,
+                 uint8_t((sn.size() + 2) >> 8),
+                 uint8_t(sn.size() + 2),
+                 uint8_t(sn.size() >> 8),
+                 uint8_t(sn.size())};
     ext.insert(ext.end(), sn.begin(), sn.end());
     body.push_back(uint8_t(ext.size() >> 8));
     body.push_back(uint8_t(ext.size()));
@@ -150,8 +160,9 @@ TEST(HostnameParse, CurlHttpHost) {
   ASSERT_EQ(http(s, &n), NameStatus::kFound);
   EXPECT_EQ(n.view(), "allowed.test") << "the port is dropped";
   EXPECT_EQ(dp::parse_tcp_first_payload(p.data(), p.size(), &n), NameStatus::kFound);
-  torture(p, [](const Bytes& b, HostName* o) { return dp::parse_http_host(b.data(), b.size(), o); },
-          "allowed.test");
+  torture(
+      p, [](const Bytes& b, HostName* o) { return dp::parse_http_host(b.data(), b.size(), o); },
+      "allowed.test");
 }
 
 TEST(HostnameParse, HttpEdgeCases) {
