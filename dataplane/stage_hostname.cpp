@@ -30,7 +30,7 @@ bool HostnameInspect::classify_egress(WorkerCtx& ctx, const FlowKey& key, FlowEn
   const bool dns = key.proto == 17 && port == 53;
   e.host_state = kHostNone;
   e.host_pattern = kInvalidIdx;
-  if (prev_state == kHostNone) ctx.ctr->egress_flows++;
+  if (e.packets == 0) ctx.ctr->egress_flows++;  // a new flow, not a re-classified one
   if (flags == 0 || !(key.proto == 6 || dns)) {
     // No rule applies, or nothing to read a name from: decided without one.
     if (flags == 0 ? !p->registry_only : p->allow_without_name(flags)) {
