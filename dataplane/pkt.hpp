@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "dataplane/types.hpp"
+#include "dataplane/wire.hpp"
 
 namespace vanish::dp {
 
@@ -22,6 +23,25 @@ inline const T* at(const rte_mbuf* m, size_t off) {
 
 inline void put_mac(rte_ether_addr* dst, const MacAddr& mac) {
   std::memcpy(dst->addr_bytes, mac.b.data(), 6);
+}
+
+// Makes the packet start with an Ethernet header right before its L3 header at `l3_off` (drops
+// whatever was before it, or prepends) and fills it: dst, src, the L3 family's EtherType.
+// Null when the mbuf has no headroom for it.
+inline rte_ether_hdr* put_ether_before_l3(rte_mbuf* m, uint16_t l3_off, const MacAddr& dst,
+                                          const MacAddr& src, bool is_v6) {
+  rte_ether_hdr* eth;
+  if (l3_off >= kEthLen) {
+    rte_pktmbuf_adj(m, uint16_t(l3_off - kEthLen));
+    eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  } else {
+    eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, uint16_t(kEthLen - l3_off)));
+    if (!eth) return nullptr;
+  }
+  put_mac(&eth->dst_addr, dst);
+  put_mac(&eth->src_addr, src);
+  eth->ether_type = rte_cpu_to_be_16(is_v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
+  return eth;
 }
 inline MacAddr get_mac(const rte_ether_addr* src) {
   MacAddr m;

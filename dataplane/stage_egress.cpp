@@ -37,21 +37,10 @@ void EgressForward::send(WorkerCtx& ctx, Burst& b) {
       ctx.drop(m, DropReason::kMtuExceeded);
       continue;
     }
-    rte_ether_hdr* eth;
-    if (info.l3_off >= kEthLen) {
-      rte_pktmbuf_adj(m, uint16_t(info.l3_off - kEthLen));
-      eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    } else {
-      eth =
-          reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, uint16_t(kEthLen - info.l3_off)));
-      if (!eth) {
-        ctx.drop(m, DropReason::kEncapNoRoom);
-        continue;
-      }
+    if (!put_ether_before_l3(m, info.l3_off, p->next_hop, s.self_node().fabric_mac, info.is_v6)) {
+      ctx.drop(m, DropReason::kEncapNoRoom);
+      continue;
     }
-    put_mac(&eth->dst_addr, p->next_hop);
-    put_mac(&eth->src_addr, s.self_node().fabric_mac);
-    eth->ether_type = rte_cpu_to_be_16(info.is_v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
     ctx.ctr->egress_tx++;
     ctx.send_fabric(m);
   }

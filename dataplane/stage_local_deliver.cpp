@@ -30,21 +30,10 @@ void LocalDeliver::process(WorkerCtx& ctx, Burst& b, bool hairpin) {
       ctx.drop(m, DropReason::kNeighbourMiss);
       continue;
     }
-    rte_ether_hdr* eth;
-    if (info.l3_off >= kEthLen) {
-      rte_pktmbuf_adj(m, uint16_t(info.l3_off - kEthLen));
-      eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    } else {
-      eth =
-          reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, uint16_t(kEthLen - info.l3_off)));
-      if (!eth) {
-        ctx.drop(m, DropReason::kEncapNoRoom);
-        continue;
-      }
+    if (!put_ether_before_l3(m, info.l3_off, mac, self.local_mac, info.is_v6)) {
+      ctx.drop(m, DropReason::kEncapNoRoom);
+      continue;
     }
-    put_mac(&eth->dst_addr, mac);
-    put_mac(&eth->src_addr, self.local_mac);
-    eth->ether_type = rte_cpu_to_be_16(info.is_v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
     if (hairpin) {
       ctx.ctr->hairpinned++;
     } else {
