@@ -126,9 +126,13 @@ size_t EspSa::seal(IMB_MGR* mgr, uint8_t* esp, size_t payload_len, uint8_t next_
     aad_len = 12;
   }
 
-  gcm_context_data ctx;
-  (mgr->*enc_)(key_.data(), &ctx, text, text, text_len, nonce, aad, aad_len, text + text_len,
-               kEspIcvLen);
+  if (key_.uses_vaes()) {
+    vaes_gcm_enc(key_.vaes(), nonce, aad, aad_len, text, text, text_len, text + text_len);
+  } else {
+    gcm_context_data ctx;
+    (mgr->*enc_)(key_.data(), &ctx, text, text, text_len, nonce, aad, aad_len, text + text_len,
+                 kEspIcvLen);
+  }
 
   ++stats_.packets;
   stats_.bytes += payload_len;
@@ -177,8 +181,12 @@ EspStatus EspSa::open(IMB_MGR* mgr, uint8_t* esp, size_t esp_len, size_t* payloa
   uint8_t* text = esp + kEspPayloadOffset;
   const size_t text_len = esp_len - kEspPayloadOffset - kEspIcvLen;
   alignas(16) uint8_t icv[kEspIcvLen];
-  gcm_context_data ctx;
-  (mgr->*dec_)(key_.data(), &ctx, text, text, text_len, nonce, aad, aad_len, icv, kEspIcvLen);
+  if (key_.uses_vaes()) {
+    vaes_gcm_dec(key_.vaes(), nonce, aad, aad_len, text, text, text_len, icv);
+  } else {
+    gcm_context_data ctx;
+    (mgr->*dec_)(key_.data(), &ctx, text, text, text_len, nonce, aad, aad_len, icv, kEspIcvLen);
+  }
   if (!tag_equal(icv, text + text_len)) [[unlikely]] {
     OPENSSL_cleanse(text, text_len);
     ++stats_.bad_icv;

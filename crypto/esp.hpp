@@ -10,6 +10,9 @@
 // Nonce = 4-byte salt || explicit IV. AAD = SPI || seq_lo without ESN (8 bytes),
 // SPI || seq_hi || seq_lo with ESN (12 bytes, RFC 4106 §5).
 //
+// AES-GCM runs on the SA key's backend (GcmKey::backend(): VAES/AVX2 or IPsec-MB, see aead.hpp);
+// the IPsec-MB manager passed to seal()/open() is used only by the latter.
+//
 // One EspSa belongs to one thread (its sequence counter, replay window and counters are plain
 // fields). seal() and open() do not allocate, lock or throw.
 #pragma once
