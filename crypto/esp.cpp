@@ -73,7 +73,7 @@ bool EspSa::init(const EspSaParams& params) {
   enc_ = nullptr;
   dec_ = nullptr;
   if (params.spi == 0) return false;
-  if (!key_.set(params.alg, params.key)) return false;
+  if (!key_.set(params.alg, params.key, params.backend)) return false;
   enc_ = key_.fns().enc;
   dec_ = key_.fns().dec;
   spi_ = params.spi;
