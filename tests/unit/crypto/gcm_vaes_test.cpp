@@ -29,8 +29,9 @@ using testing::pattern;
 constexpr AeadAlg kAlgs[] = {AeadAlg::kAes128Gcm, AeadAlg::kAes192Gcm, AeadAlg::kAes256Gcm};
 
 AeadAlg alg_for(size_t key_len) {
-  return key_len == 16 ? AeadAlg::kAes128Gcm
-                       : key_len == 24 ? AeadAlg::kAes192Gcm : AeadAlg::kAes256Gcm;
+  return key_len == 16   ? AeadAlg::kAes128Gcm
+         : key_len == 24 ? AeadAlg::kAes192Gcm
+                         : AeadAlg::kAes256Gcm;
 }
 
 bool all_zero(const uint8_t* p, size_t n) {
@@ -77,8 +78,8 @@ TEST(CryptoGcmVaes, MoveAndResetCoverKeyMaterial) {
   // The moved key still works.
   const Bytes iv = pattern(12, 3), pt = pattern(100, 4);
   Bytes ct(pt.size()), tag(16);
-  ASSERT_TRUE(gcm_seal(thread_imb_mgr(), c, iv, {}, pt.data(), ct.data(), pt.size(), tag.data(),
-                       16));
+  ASSERT_TRUE(
+      gcm_seal(thread_imb_mgr(), c, iv, {}, pt.data(), ct.data(), pt.size(), tag.data(), 16));
   Bytes got = ct;
   got.insert(got.end(), tag.begin(), tag.end());
   EXPECT_EQ(got, testing::ossl_gcm_seal(key, iv, {}, pt));
@@ -120,8 +121,8 @@ TEST(CryptoGcmVaes, Wycheproof) {
       // The raw entry point computes the full tag; Wycheproof tags may be truncated.
       Bytes out(msg.size() + 1, 0xee);
       uint8_t full[16];
-      vaes_gcm_enc(k.vaes(), iv.data(), aad.data(), aad.size(), msg.data(), out.data(),
-                   msg.size(), full);
+      vaes_gcm_enc(k.vaes(), iv.data(), aad.data(), aad.size(), msg.data(), out.data(), msg.size(),
+                   full);
       if (result == "valid") {
         ++valid;
         EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(msg.size())), ct);
@@ -144,8 +145,9 @@ TEST(CryptoGcmVaes, Wycheproof) {
       }
     }
   }
-  std::printf("wycheproof aes_gcm via vaes-avx2: %d vectors with 12-byte IVs (%d valid, %d invalid)\n",
-              run, valid, invalid);
+  std::printf(
+      "wycheproof aes_gcm via vaes-avx2: %d vectors with 12-byte IVs (%d valid, %d invalid)\n", run,
+      valid, invalid);
   EXPECT_GT(run, 100);
   EXPECT_GT(invalid, 10);
 }
@@ -188,13 +190,14 @@ TEST(CryptoGcmVaes, MatchesOpenSslAllLengths) {
           std::copy(pt.begin(), pt.end(), src);
           uint8_t tag[16];
           ASSERT_TRUE(gcm_seal(mgr, k, iv, aad, src, dst, len, tag, 16));
-          ASSERT_TRUE(std::equal(expect.begin(), expect.begin() + static_cast<std::ptrdiff_t>(len),
-                                 dst));
+          ASSERT_TRUE(
+              std::equal(expect.begin(), expect.begin() + static_cast<std::ptrdiff_t>(len), dst));
           ASSERT_TRUE(std::equal(tag, tag + 16, expect.begin() + static_cast<std::ptrdiff_t>(len)));
           const Bytes& guarded = in_place ? inbuf : outbuf;
           const size_t off = in_place ? in_off : out_off;
           const uint8_t fill = in_place ? 0xa5 : 0x5a;
-          ASSERT_TRUE(std::all_of(guarded.begin(), guarded.begin() + static_cast<std::ptrdiff_t>(off),
+          ASSERT_TRUE(std::all_of(guarded.begin(),
+                                  guarded.begin() + static_cast<std::ptrdiff_t>(off),
                                   [&](uint8_t b) { return b == fill; }));
           ASSERT_TRUE(std::all_of(guarded.begin() + static_cast<std::ptrdiff_t>(off + len),
                                   guarded.end(), [&](uint8_t b) { return b == fill; }));
