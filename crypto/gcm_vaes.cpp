@@ -58,33 +58,60 @@ inline void store256(void* p, __m256i v) {
   _mm256_storeu_si256(static_cast<__m256i*>(p), v);
 }
 
-// Zero-padded load of n < 16 bytes.
+// Zero-padded load of 0 < n < 16 bytes, in registers: the result is never built from a
+// stack copy, whose reload would stall on store forwarding.
 inline __m128i load_partial(const uint8_t* p, size_t n) {
-  alignas(16) uint8_t t[16] = {};
-  std::memcpy(t, p, n);
-  return _mm_load_si128(reinterpret_cast<const __m128i*>(t));
-}
-
-// out[0..n) = in[0..n) ^ ks[0..n), n < 16.
-inline void xor_partial16(uint8_t* out, const uint8_t* in, __m128i ks, size_t n) {
-  alignas(16) uint8_t t[16] = {};
-  std::memcpy(t, in, n);
-  _mm_store_si128(reinterpret_cast<__m128i*>(t),
-                  _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(t)), ks));
-  std::memcpy(out, t, n);
-}
-
-// out[0..n) = in[0..n) ^ ks[0..n), n < 32.
-inline void xor_partial32(uint8_t* out, const uint8_t* in, __m256i ks, size_t n) {
-  __m128i k = _mm256_castsi256_si128(ks);
-  if (n >= 16) {
-    store128(out, _mm_xor_si128(load128(in), k));
-    out += 16;
-    in += 16;
-    n -= 16;
-    k = _mm256_extracti128_si256(ks, 1);
+  const size_t off = n & 8;
+  uint64_t t = 0;
+  unsigned sh = 0;
+  if ((n & 4) != 0) {
+    uint32_t v;
+    std::memcpy(&v, p + off, 4);
+    t = v;
+    sh = 32;
   }
-  if (n != 0) xor_partial16(out, in, k, n);
+  if ((n & 2) != 0) {
+    uint16_t v;
+    std::memcpy(&v, p + off + (n & 4), 2);
+    t |= uint64_t{v} << sh;
+    sh += 16;
+  }
+  if ((n & 1) != 0) t |= uint64_t{p[off + (n & 6)]} << sh;
+  uint64_t lo = t, hi = 0;
+  if (off != 0) {
+    std::memcpy(&lo, p, 8);
+    hi = t;
+  }
+  return _mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo));
+}
+
+// Stores the first 0 < n < 16 bytes of v.
+inline void store_partial(uint8_t* p, __m128i v, size_t n) {
+  uint64_t t = static_cast<uint64_t>(_mm_cvtsi128_si64(v));
+  if ((n & 8) != 0) {
+    std::memcpy(p, &t, 8);
+    p += 8;
+    t = static_cast<uint64_t>(_mm_extract_epi64(v, 1));
+  }
+  if ((n & 4) != 0) {
+    const uint32_t w = static_cast<uint32_t>(t);
+    std::memcpy(p, &w, 4);
+    p += 4;
+    t >>= 32;
+  }
+  if ((n & 2) != 0) {
+    const uint16_t w = static_cast<uint16_t>(t);
+    std::memcpy(p, &w, 2);
+    p += 2;
+    t >>= 16;
+  }
+  if ((n & 1) != 0) *p = static_cast<uint8_t>(t);
+}
+
+// 0xff in bytes 0..n-1, zero above.
+inline __m128i byte_mask(size_t n) {
+  return _mm_cmpgt_epi8(_mm_set1_epi8(static_cast<char>(n)),
+                        _mm_set_epi8(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
 }
 
 // ---- GHASH -----------------------------------------------------------------------------------
@@ -128,14 +155,19 @@ inline __m128i gf_mul(__m128i a, __m128i b) {
   return reduce(lo, mi, hi);
 }
 
-// Absorbs nmem blocks from p then nextra already reflected blocks from extra into y, with one
-// reduction. 1 <= nmem + nextra <= 16.
-inline __m128i ghash_chunk(const VaesGcmKey& k, __m128i y, const uint8_t* p, size_t nmem,
-                           const __m128i* extra, size_t nextra) {
-  const size_t n = nmem + nextra;
+// Absorbs, with one reduction, npre (0 or 1) reflected blocks from pre, then nmem blocks from
+// p, then nextra reflected blocks from extra into y. 1 <= npre + nmem + nextra <= 16.
+inline __m128i ghash_chunk(const VaesGcmKey& k, __m128i y, const __m128i* pre, size_t npre,
+                           const uint8_t* p, size_t nmem, const __m128i* extra, size_t nextra) {
+  const size_t n = npre + nmem + nextra;
   const uint8_t* hp = k.hpow[16 - n];  // block i is multiplied by H^(n - i)
   __m128i yx = y;                      // xored into the first block, then zero
   __m128i lo = _mm_setzero_si128(), mi = lo, hi = lo;
+  if (npre != 0) {
+    mul_acc(_mm_xor_si128(*pre, yx), load128(hp), lo, mi, hi);
+    yx = _mm_setzero_si128();
+    hp += 16;
+  }
   size_t i = 0;
   if (nmem >= 2) {
     const __m256i bs = bswap_mask256();
@@ -147,9 +179,9 @@ inline __m128i ghash_chunk(const VaesGcmKey& k, __m128i y, const uint8_t* p, siz
       x = _mm256_shuffle_epi8(load256(p + 16 * i), bs);
       mul_acc(x, load256(hp + 16 * i), lo2, mi2, hi2);
     }
-    lo = fold_lanes(lo2);
-    mi = fold_lanes(mi2);
-    hi = fold_lanes(hi2);
+    lo = _mm_xor_si128(lo, fold_lanes(lo2));
+    mi = _mm_xor_si128(mi, fold_lanes(mi2));
+    hi = _mm_xor_si128(hi, fold_lanes(hi2));
   }
   const __m128i bs = bswap_mask128();
   if (i < nmem) {  // odd count: one more block from memory
@@ -165,23 +197,30 @@ inline __m128i ghash_chunk(const VaesGcmKey& k, __m128i y, const uint8_t* p, siz
   return reduce(lo, mi, hi);
 }
 
-// Absorbs nbytes from p (the last partial block zero-padded), then *len_block if not null.
-inline __m128i ghash_final(const VaesGcmKey& k, __m128i y, const uint8_t* p, size_t nbytes,
-                           const __m128i* len_block) {
+// Absorbs *pre if not null (one reflected block), then nbytes from p with the last partial
+// block zero-padded (taken from *partial, reflected, if not null, else loaded from p), then
+// *len_block if not null.
+inline __m128i ghash_final(const VaesGcmKey& k, __m128i y, const __m128i* pre, const uint8_t* p,
+                           size_t nbytes, const __m128i* partial, const __m128i* len_block) {
+  size_t npre = pre != nullptr ? 1 : 0;
   size_t nfull = nbytes / 16;
   const size_t rem = nbytes % 16;
   __m128i extra[2];
   size_t nextra = 0;
-  if (rem != 0)
-    extra[nextra++] = _mm_shuffle_epi8(load_partial(p + 16 * nfull, rem), bswap_mask128());
+  if (rem != 0) {
+    extra[nextra++] = partial != nullptr
+                          ? *partial
+                          : _mm_shuffle_epi8(load_partial(p + 16 * nfull, rem), bswap_mask128());
+  }
   if (len_block != nullptr) extra[nextra++] = *len_block;
-  while (nfull + nextra > 16) {
-    const size_t take = nfull < 16 ? nfull : 16;
-    y = ghash_chunk(k, y, p, take, nullptr, 0);
+  while (npre + nfull + nextra > 16) {
+    const size_t take = nfull < 16 - npre ? nfull : 16 - npre;
+    y = ghash_chunk(k, y, pre, npre, p, take, nullptr, 0);
+    npre = 0;
     p += 16 * take;
     nfull -= take;
   }
-  if (nfull + nextra != 0) y = ghash_chunk(k, y, p, nfull, extra, nextra);
+  if (npre + nfull + nextra != 0) y = ghash_chunk(k, y, pre, npre, p, nfull, extra, nextra);
   return y;
 }
 
@@ -256,10 +295,22 @@ inline void ctr_group(const VaesGcmKey& k, __m256i& ctr, const uint8_t* in, uint
   }
 }
 
-// CTR over the last 32 * (NY - 1) < nbytes <= 32 * NY bytes (fewer than 16 blocks).
-template <int NR, int NY>
-inline void ctr_tail(const VaesGcmKey& k, __m256i ctr, const uint8_t* in, uint8_t* out,
-                     size_t nbytes) {
+// CTR on 0 < r < 16 bytes with keystream ks. Returns the zero-padded ciphertext block,
+// reflected, for GHASH (encrypt: the output; decrypt: the input).
+template <bool kEnc>
+inline __m128i ctr_partial(const uint8_t* in, uint8_t* out, __m128i ks, size_t r) {
+  const __m128i d = load_partial(in, r);
+  const __m128i o = _mm_xor_si128(d, ks);
+  store_partial(out, o, r);
+  const __m128i c = kEnc ? _mm_and_si128(o, byte_mask(r)) : d;
+  return _mm_shuffle_epi8(c, bswap_mask128());
+}
+
+// CTR over the last 32 * (NY - 1) < nbytes <= 32 * NY bytes (at most 16 blocks). Returns
+// ctr_partial()'s block if nbytes is not a multiple of 16 (else an unspecified value).
+template <int NR, int NY, bool kEnc>
+inline __m128i ctr_tail(const VaesGcmKey& k, __m256i ctr, const uint8_t* in, uint8_t* out,
+                        size_t nbytes) {
   const __m256i bs = bswap_mask256();
   const __m256i two = _mm256_set_epi32(0, 0, 0, 2, 0, 0, 0, 2);
   const __m256i rk0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(k.rk[0]));
@@ -281,47 +332,61 @@ inline void ctr_tail(const VaesGcmKey& k, __m256i ctr, const uint8_t* in, uint8_
     store256(out + 32 * j,
              _mm256_aesenclast_epi128(b[j], _mm256_xor_si256(rkl, load256(in + 32 * j))));
   }
-  const size_t last = nbytes - 32 * (NY - 1);
+  in += 32 * (NY - 1);
+  out += 32 * (NY - 1);
+  const size_t last = nbytes - 32 * (NY - 1);  // 1..32
   if (last == 32) {
-    store256(
-        out + 32 * (NY - 1),
-        _mm256_aesenclast_epi128(b[NY - 1], _mm256_xor_si256(rkl, load256(in + 32 * (NY - 1)))));
-  } else {
-    xor_partial32(out + 32 * (NY - 1), in + 32 * (NY - 1), _mm256_aesenclast_epi128(b[NY - 1], rkl),
-                  last);
+    store256(out, _mm256_aesenclast_epi128(b[NY - 1], _mm256_xor_si256(rkl, load256(in))));
+    return _mm_setzero_si128();
   }
+  const __m256i ks = _mm256_aesenclast_epi128(b[NY - 1], rkl);
+  __m128i ks_part = _mm256_castsi256_si128(ks);
+  size_t r = last;
+  if (last >= 16) {
+    store128(out, _mm_xor_si128(load128(in), ks_part));
+    in += 16;
+    out += 16;
+    r -= 16;
+    ks_part = _mm256_extracti128_si256(ks, 1);
+  }
+  if (r == 0) return _mm_setzero_si128();
+  return ctr_partial<kEnc>(in, out, ks_part, r);
 }
 
-template <int NR>
-inline void ctr_tail_any(const VaesGcmKey& k, __m256i ctr, const uint8_t* in, uint8_t* out,
-                         size_t nbytes) {
+template <int NR, bool kEnc>
+inline __m128i ctr_tail_any(const VaesGcmKey& k, __m256i ctr, const uint8_t* in, uint8_t* out,
+                            size_t nbytes) {
   switch ((nbytes + 31) / 32) {
     case 1:
-      return ctr_tail<NR, 1>(k, ctr, in, out, nbytes);
+      return ctr_tail<NR, 1, kEnc>(k, ctr, in, out, nbytes);
     case 2:
-      return ctr_tail<NR, 2>(k, ctr, in, out, nbytes);
+      return ctr_tail<NR, 2, kEnc>(k, ctr, in, out, nbytes);
     case 3:
-      return ctr_tail<NR, 3>(k, ctr, in, out, nbytes);
+      return ctr_tail<NR, 3, kEnc>(k, ctr, in, out, nbytes);
     case 4:
-      return ctr_tail<NR, 4>(k, ctr, in, out, nbytes);
+      return ctr_tail<NR, 4, kEnc>(k, ctr, in, out, nbytes);
     case 5:
-      return ctr_tail<NR, 5>(k, ctr, in, out, nbytes);
+      return ctr_tail<NR, 5, kEnc>(k, ctr, in, out, nbytes);
     case 6:
-      return ctr_tail<NR, 6>(k, ctr, in, out, nbytes);
+      return ctr_tail<NR, 6, kEnc>(k, ctr, in, out, nbytes);
     case 7:
-      return ctr_tail<NR, 7>(k, ctr, in, out, nbytes);
-    case 8:
-      return ctr_tail<NR, 8>(k, ctr, in, out, nbytes);
+      return ctr_tail<NR, 7, kEnc>(k, ctr, in, out, nbytes);
+    default:
+      return ctr_tail<NR, 8, kEnc>(k, ctr, in, out, nbytes);
   }
 }
 
 struct Start {
   __m256i ctr;   // reflected counters 2 and 3 (lanes 0, 1)
   __m128i ej0;   // E(K, J0)
-  __m128i y;     // GHASH over the AAD
+  __m128i y;     // GHASH state after the AAD, unless the AAD is left in `pre`
+  __m128i pre;   // the AAD as one reflected block, when has_pre
   __m128i lens;  // reflected length block
+  bool has_pre;
 };
 
+// Short texts with at most one block of AAD (ESP: 8 or 12 bytes) hash the AAD with the text,
+// under the same reduction; otherwise it is hashed here.
 template <int NR>
 inline Start start(const VaesGcmKey& k, const uint8_t* iv, const uint8_t* aad, size_t aad_len,
                    size_t len) {
@@ -330,7 +395,15 @@ inline Start start(const VaesGcmKey& k, const uint8_t* iv, const uint8_t* aad, s
   s.ej0 = aes_block<NR>(k, j0);
   s.ctr = _mm256_add_epi32(_mm256_broadcastsi128_si256(_mm_shuffle_epi8(j0, bswap_mask128())),
                            _mm256_set_epi32(0, 0, 0, 2, 0, 0, 0, 1));
-  s.y = ghash_final(k, _mm_setzero_si128(), aad, aad_len, nullptr);
+  s.y = _mm_setzero_si128();
+  s.has_pre = aad_len != 0 && aad_len <= 16 && len < kGroupBytes;
+  if (s.has_pre) {
+    s.pre = _mm_shuffle_epi8(aad_len == 16 ? load128(aad) : load_partial(aad, aad_len),
+                             bswap_mask128());
+  } else {
+    s.pre = _mm_setzero_si128();
+    s.y = ghash_final(k, s.y, nullptr, aad, aad_len, nullptr, nullptr);
+  }
   // Reflected [len(A)]_64 || [len(C)]_64 in bits: the high qword is len(A).
   s.lens = _mm_set_epi64x(static_cast<long long>(uint64_t{aad_len} * 8),
                           static_cast<long long>(uint64_t{len} * 8));
@@ -361,8 +434,10 @@ void enc_impl(const VaesGcmKey& k, const uint8_t* iv, const uint8_t* aad, size_t
     }
     ghash_from = pos - kGroupBytes;
   }
-  if (pos < len) ctr_tail_any<NR>(k, s.ctr, in + pos, out + pos, len - pos);
-  y = ghash_final(k, y, out + ghash_from, len - ghash_from, &s.lens);
+  __m128i last = _mm_setzero_si128();
+  if (pos < len) last = ctr_tail_any<NR, true>(k, s.ctr, in + pos, out + pos, len - pos);
+  y = ghash_final(k, y, s.has_pre ? &s.pre : nullptr, out + ghash_from, len - ghash_from, &last,
+                  &s.lens);
   finish(s, y, tag);
 }
 
@@ -377,8 +452,8 @@ void dec_impl(const VaesGcmKey& k, const uint8_t* iv, const uint8_t* aad, size_t
     pos += kGroupBytes;
   }
   // Hash the rest of the ciphertext before decrypting it (in may equal out).
-  y = ghash_final(k, y, in + pos, len - pos, &s.lens);
-  if (pos < len) ctr_tail_any<NR>(k, s.ctr, in + pos, out + pos, len - pos);
+  y = ghash_final(k, y, s.has_pre ? &s.pre : nullptr, in + pos, len - pos, nullptr, &s.lens);
+  if (pos < len) ctr_tail_any<NR, false>(k, s.ctr, in + pos, out + pos, len - pos);
   finish(s, y, tag);
 }
 
