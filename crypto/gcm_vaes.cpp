@@ -131,6 +131,12 @@ inline void mul_acc(__m256i x, __m256i h, __m256i& lo, __m256i& mi, __m256i& hi)
                                              _mm256_clmulepi64_epi128(x, h, 0x10)));
 }
 
+// Pins the accumulation order: without it GCC reassociates the XOR chains of the interleaved
+// GHASH into trees that keep every product live and spill them.
+inline void keep_order(__m256i& a, __m256i& b, __m256i& c) {
+  asm("" : "+x"(a), "+x"(b), "+x"(c));
+}
+
 inline __m128i fold_lanes(__m256i v) {
   return _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
 }
@@ -282,6 +288,7 @@ inline void ctr_group(const VaesGcmKey& k, __m256i& ctr, const uint8_t* in, uint
         __m256i x = _mm256_shuffle_epi8(load256(gsrc + 32 * j), bs);
         if (j == 0) x = _mm256_xor_si256(x, yx);
         mul_acc(x, _mm256_load_si256(reinterpret_cast<const __m256i*>(k.hpow[2 * j])), lo, mi, hi);
+        keep_order(lo, mi, hi);
       }
     }
   }
