@@ -131,6 +131,15 @@ inline void mul_acc(__m256i x, __m256i h, __m256i& lo, __m256i& mi, __m256i& hi)
                                              _mm256_clmulepi64_epi128(x, h, 0x10)));
 }
 
+// Karatsuba: lo += x.lo * h.lo, hi += x.hi * h.hi, mid += (x.lo ^ x.hi) * (h.lo ^ h.hi) per
+// 128-bit lane; hf holds h.lo ^ h.hi. The schoolbook middle term is mid ^ lo ^ hi, summed once.
+inline void mul_acc_k(__m256i x, __m256i h, __m256i hf, __m256i& lo, __m256i& mid, __m256i& hi) {
+  lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128(x, h, 0x00));
+  hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128(x, h, 0x11));
+  const __m256i xf = _mm256_xor_si256(x, _mm256_shuffle_epi32(x, 0x4e));
+  mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128(xf, hf, 0x00));
+}
+
 // Pins the accumulation order: without it GCC reassociates the XOR chains of the interleaved
 // GHASH into trees that keep every product live and spill them.
 inline void keep_order(__m256i& a, __m256i& b, __m256i& c) {
@@ -167,12 +176,14 @@ inline __m128i ghash_chunk(const VaesGcmKey& k, __m128i y, const __m128i* pre, s
                            const uint8_t* p, size_t nmem, const __m128i* extra, size_t nextra) {
   const size_t n = npre + nmem + nextra;
   const uint8_t* hp = k.hpow[16 - n];  // block i is multiplied by H^(n - i)
+  const uint8_t* hf = k.hfold[16 - n];
   __m128i yx = y;                      // xored into the first block, then zero
   __m128i lo = _mm_setzero_si128(), mi = lo, hi = lo;
   if (npre != 0) {
     mul_acc(_mm_xor_si128(*pre, yx), load128(hp), lo, mi, hi);
     yx = _mm_setzero_si128();
     hp += 16;
+    hf += 16;
   }
   size_t i = 0;
   if (nmem >= 2) {
@@ -180,13 +191,13 @@ inline __m128i ghash_chunk(const VaesGcmKey& k, __m128i y, const __m128i* pre, s
     __m256i lo2 = _mm256_setzero_si256(), mi2 = lo2, hi2 = lo2;
     __m256i x = _mm256_xor_si256(_mm256_shuffle_epi8(load256(p), bs), _mm256_zextsi128_si256(yx));
     yx = _mm_setzero_si128();
-    mul_acc(x, load256(hp), lo2, mi2, hi2);
+    mul_acc_k(x, load256(hp), load256(hf), lo2, mi2, hi2);
     for (i = 2; i + 2 <= nmem; i += 2) {
       x = _mm256_shuffle_epi8(load256(p + 16 * i), bs);
-      mul_acc(x, load256(hp + 16 * i), lo2, mi2, hi2);
+      mul_acc_k(x, load256(hp + 16 * i), load256(hf + 16 * i), lo2, mi2, hi2);
     }
     lo = _mm_xor_si128(lo, fold_lanes(lo2));
-    mi = _mm_xor_si128(mi, fold_lanes(mi2));
+    mi = _mm_xor_si128(mi, fold_lanes(_mm256_xor_si256(mi2, _mm256_xor_si256(lo2, hi2))));
     hi = _mm_xor_si128(hi, fold_lanes(hi2));
   }
   const __m128i bs = bswap_mask128();
@@ -287,12 +298,16 @@ inline void ctr_group(const VaesGcmKey& k, __m256i& ctr, const uint8_t* in, uint
         const int j = r - 1;
         __m256i x = _mm256_shuffle_epi8(load256(gsrc + 32 * j), bs);
         if (j == 0) x = _mm256_xor_si256(x, yx);
-        mul_acc(x, _mm256_load_si256(reinterpret_cast<const __m256i*>(k.hpow[2 * j])), lo, mi, hi);
+        mul_acc_k(x, _mm256_load_si256(reinterpret_cast<const __m256i*>(k.hpow[2 * j])),
+                  _mm256_load_si256(reinterpret_cast<const __m256i*>(k.hfold[2 * j])), lo, mi, hi);
         keep_order(lo, mi, hi);
       }
     }
   }
-  if constexpr (kGhash) y = reduce(fold_lanes(lo), fold_lanes(mi), fold_lanes(hi));
+  if constexpr (kGhash) {
+    y = reduce(fold_lanes(lo), fold_lanes(_mm256_xor_si256(mi, _mm256_xor_si256(lo, hi))),
+               fold_lanes(hi));
+  }
   const __m256i rkl = _mm256_load_si256(reinterpret_cast<const __m256i*>(k.rk[NR]));
 #pragma GCC unroll 8
   for (int j = 0; j < 8; ++j) {
@@ -520,6 +535,11 @@ bool vaes_gcm_set_key(VaesGcmKey* key, const uint8_t* raw, size_t raw_len) {
   for (int i = 14; i >= 0; --i) {
     p = gf_mul(p, h1);
     store128(key->hpow[i], p);
+  }
+  for (int i = 0; i < 16; ++i) {
+    const __m128i h = load128(key->hpow[i]);
+    const __m128i f = _mm_xor_si128(h, _mm_shuffle_epi32(h, 0x4e));
+    store128(key->hfold[i], f);
   }
   return true;
 }

@@ -24,6 +24,8 @@ struct alignas(64) VaesGcmKey {
   // H^16, H^15, .., H^1 (descending), each multiplied by x^-1 and stored byte-reflected: the
   // operand form the carry-less multiply uses directly (see gcm_vaes.cpp).
   uint8_t hpow[16][16];
+  // For Karatsuba: (low qword ^ high qword) of each hpow entry, in both qwords.
+  uint8_t hfold[16][16];
   uint32_t rounds;  // 10, 12 or 14; 0 while unset
 };
 
