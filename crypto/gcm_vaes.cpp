@@ -3,11 +3,11 @@
 //
 // GHASH representation. GCM maps bit 7 of byte 0 of a block to the coefficient of x^0. A block
 // loaded with its 16 bytes reversed ("byte-reflected") is a 128-bit integer whose bit 127 is the
-// coefficient of x^0, bit 0 that of x^127. The carry-less product of two such integers a, b is
-// the reflected 256-bit form of x^-1 * a * b (one bit short of the full width), so the key
-// powers are stored premultiplied by x^-1: clmul(X, H^k * x^-1) is then exactly X * H^k as a
-// reflected 256-bit value, reduced modulo x^128 + x^7 + x^2 + x + 1 by two folds of 64 bits
-// with the constant 0xC2 << 56 (x^128 = x^7 + x^2 + x + 1, reflected; see reduce()).
+// coefficient of x^0, bit 0 that of x^127. The 255-bit carry-less product of two such integers
+// a, b, read as a reflected 256-bit value, is x * a * b (it lands one bit short of the top), so
+// the key powers are stored premultiplied by x^-1: clmul(X, H^k * x^-1) is then exactly X * H^k
+// in reflected 256-bit form, reduced modulo x^128 + x^7 + x^2 + x + 1 by two folds of 64 bits
+// with the constant 0xC2 << 56 (x + x^2 + x^7, reflected; see reduce()).
 //
 // Aggregated reduction: n <= 16 consecutive blocks X1..Xn update the hash Y as
 //   Y' = (Y ^ X1) * H^n ^ X2 * H^(n-1) ^ ... ^ Xn * H
@@ -39,10 +39,9 @@ inline __m256i bswap_mask256() {
   return _mm256_broadcastsi128_si256(bswap_mask128());
 }
 
-// x^128 = x^7 + x^2 + x + 1 in the reflected form, as the high qword; the low qword (1) is the
-// x^-1 * x^0 term used when premultiplying H.
+// The reduction constant: x + x^2 + x^7 reflected into the high qword (only that one is used).
 inline __m128i gf_poly() {
-  return _mm_set_epi64x(static_cast<long long>(0xC200000000000000ull), 1);
+  return _mm_set_epi64x(static_cast<long long>(0xC200000000000000ull), 0);
 }
 
 inline __m128i load128(const void* p) {
@@ -177,7 +176,7 @@ inline __m128i ghash_chunk(const VaesGcmKey& k, __m128i y, const __m128i* pre, s
   const size_t n = npre + nmem + nextra;
   const uint8_t* hp = k.hpow[16 - n];  // block i is multiplied by H^(n - i)
   const uint8_t* hf = k.hfold[16 - n];
-  __m128i yx = y;                      // xored into the first block, then zero
+  __m128i yx = y;  // xored into the first block, then zero
   __m128i lo = _mm_setzero_si128(), mi = lo, hi = lo;
   if (npre != 0) {
     mul_acc(_mm_xor_si128(*pre, yx), load128(hp), lo, mi, hi);

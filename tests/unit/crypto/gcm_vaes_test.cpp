@@ -51,7 +51,7 @@ TEST(CryptoGcmVaes, BackendSelection) {
   EXPECT_STREQ(m.backend(), "ipsec-mb");
   EXPECT_STREQ(a.backend(), gcm_backend_name(GcmBackend::kAuto));
   EXPECT_EQ(a.uses_vaes(), gcm_default_backend() == GcmBackend::kVaes);
-  EXPECT_FALSE(VaesGcmKey{}.rounds != 0);
+  EXPECT_EQ(VaesGcmKey{}.rounds, 0u);
   VaesGcmKey raw{};
   EXPECT_FALSE(vaes_gcm_set_key(&raw, key.data(), 15));
   EXPECT_FALSE(vaes_gcm_set_key(&raw, key.data(), 0));
