@@ -21,6 +21,7 @@
 // being decrypted; encrypt: the previous iteration's output) is interleaved with the AES rounds.
 #include "crypto/gcm_vaes.hpp"
 
+#include <cpuid.h>
 #include <immintrin.h>
 #include <openssl/crypto.h>
 
@@ -121,13 +122,6 @@ inline void mul_acc(__m128i x, __m128i h, __m128i& lo, __m128i& mi, __m128i& hi)
   hi = _mm_xor_si128(hi, _mm_clmulepi64_si128(x, h, 0x11));
   mi = _mm_xor_si128(
       mi, _mm_xor_si128(_mm_clmulepi64_si128(x, h, 0x01), _mm_clmulepi64_si128(x, h, 0x10)));
-}
-
-inline void mul_acc(__m256i x, __m256i h, __m256i& lo, __m256i& mi, __m256i& hi) {
-  lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128(x, h, 0x00));
-  hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128(x, h, 0x11));
-  mi = _mm256_xor_si256(mi, _mm256_xor_si256(_mm256_clmulepi64_epi128(x, h, 0x01),
-                                             _mm256_clmulepi64_epi128(x, h, 0x10)));
 }
 
 // Karatsuba: lo += x.lo * h.lo, hi += x.hi * h.hi, mid += (x.lo ^ x.hi) * (h.lo ^ h.hi) per
@@ -435,10 +429,6 @@ inline void finish(const Start& s, __m128i y, uint8_t* tag) {
   store128(tag, _mm_xor_si128(_mm_shuffle_epi8(y, bswap_mask128()), s.ej0));
 }
 
-inline __m256i advance(__m256i ctr) {
-  return _mm256_add_epi32(ctr, _mm256_set_epi32(0, 0, 0, 16, 0, 0, 0, 16));
-}
-
 template <int NR>
 void enc_impl(const VaesGcmKey& k, const uint8_t* iv, const uint8_t* aad, size_t aad_len,
               const uint8_t* in, uint8_t* out, size_t len, uint8_t* tag) {
@@ -478,11 +468,20 @@ void dec_impl(const VaesGcmKey& k, const uint8_t* iv, const uint8_t* aad, size_t
   finish(s, y, tag);
 }
 
+// CPUID (SDM vol. 2, CPUID): leaf 1 ECX: PCLMULQDQ bit 1, AES bit 25, OSXSAVE bit 27, AVX bit 28;
+// XCR0 bits 1-2: the OS saves XMM and YMM state; leaf 7.0 EBX: AVX2 bit 5; ECX: VAES bit 9,
+// VPCLMULQDQ bit 10. (Not __builtin_cpu_supports: clang 14 knows neither "vaes" nor
+// "vpclmulqdq".)
 bool detect() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("vaes") &&
-         __builtin_cpu_supports("vpclmulqdq") && __builtin_cpu_supports("aes") &&
-         __builtin_cpu_supports("pclmul");
+  unsigned a, b, c, d;
+  if (__get_cpuid(1, &a, &b, &c, &d) == 0) return false;
+  constexpr unsigned kLeaf1 = (1u << 1) | (1u << 25) | (1u << 27) | (1u << 28);
+  if ((c & kLeaf1) != kLeaf1) return false;
+  unsigned xcr0_lo, xcr0_hi;
+  asm volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 6u) != 6u) return false;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
+  return (b & (1u << 5)) != 0 && (c & (1u << 9)) != 0 && (c & (1u << 10)) != 0;
 }
 
 }  // namespace
