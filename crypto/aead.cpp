@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace vanish::crypto {
@@ -58,7 +59,24 @@ bool params_ok(IMB_MGR* mgr, const GcmKey& key, std::span<const uint8_t> iv,
   return true;
 }
 
+GcmBackend detect_backend() {
+  if (!vaes_gcm_supported()) return GcmBackend::kIpsecMb;
+  const char* env = std::getenv("VANISH_GCM");
+  if (env != nullptr && std::strcmp(env, "ipsecmb") == 0) return GcmBackend::kIpsecMb;
+  return GcmBackend::kVaes;
+}
+
 }  // namespace
+
+GcmBackend gcm_default_backend() {
+  static const GcmBackend backend = detect_backend();
+  return backend;
+}
+
+const char* gcm_backend_name(GcmBackend backend) {
+  if (backend == GcmBackend::kAuto) backend = gcm_default_backend();
+  return backend == GcmBackend::kVaes ? "vaes-avx2" : "ipsec-mb";
+}
 
 const char* aead_alg_name(AeadAlg alg) {
   switch (alg) {
@@ -87,7 +105,12 @@ IMB_MGR* thread_imb_mgr() {
 }
 
 GcmKey::GcmKey(GcmKey&& other) noexcept
-    : data_(other.data_), fns_(other.fns_), alg_(other.alg_), valid_(other.valid_) {
+    : data_(other.data_),
+      vaes_(other.vaes_),
+      fns_(other.fns_),
+      use_vaes_(other.use_vaes_),
+      alg_(other.alg_),
+      valid_(other.valid_) {
   other.reset();
 }
 
@@ -95,7 +118,9 @@ GcmKey& GcmKey::operator=(GcmKey&& other) noexcept {
   if (this != &other) {
     reset();
     data_ = other.data_;
+    vaes_ = other.vaes_;
     fns_ = other.fns_;
+    use_vaes_ = other.use_vaes_;
     alg_ = other.alg_;
     valid_ = other.valid_;
     other.reset();
@@ -103,9 +128,11 @@ GcmKey& GcmKey::operator=(GcmKey&& other) noexcept {
   return *this;
 }
 
-bool GcmKey::set(AeadAlg alg, std::span<const uint8_t> key) {
+bool GcmKey::set(AeadAlg alg, std::span<const uint8_t> key, GcmBackend backend) {
   reset();
   if (key.size() != aead_key_len(alg) || key.data() == nullptr) return false;
+  if (backend == GcmBackend::kAuto) backend = gcm_default_backend();
+  if (backend == GcmBackend::kVaes && !vaes_gcm_supported()) return false;
   IMB_MGR* mgr = thread_imb_mgr();
   if (mgr == nullptr) return false;
   switch (alg) {
@@ -119,6 +146,10 @@ bool GcmKey::set(AeadAlg alg, std::span<const uint8_t> key) {
       IMB_AES256_GCM_PRE(mgr, key.data(), &data_);
       break;
   }
+  if (backend == GcmBackend::kVaes) {
+    vaes_gcm_set_key(&vaes_, key.data(), key.size());
+    use_vaes_ = true;
+  }
   fns_ = make_fns(alg);
   alg_ = alg;
   valid_ = true;
@@ -127,7 +158,9 @@ bool GcmKey::set(AeadAlg alg, std::span<const uint8_t> key) {
 
 void GcmKey::reset() {
   OPENSSL_cleanse(&data_, sizeof(data_));
+  OPENSSL_cleanse(&vaes_, sizeof(vaes_));
   fns_ = {};
+  use_vaes_ = false;
   valid_ = false;
 }
 
@@ -140,6 +173,12 @@ bool gcm_seal(IMB_MGR* mgr, const GcmKey& key, std::span<const uint8_t> iv,
     out = g_empty;
   }
   const uint8_t* aad_ptr = aad.empty() ? g_empty : aad.data();
+  if (iv.size() == kGcmStdIvLen && key.uses_vaes()) {
+    alignas(16) uint8_t full[kGcmMaxTagLen];
+    vaes_gcm_enc(key.vaes(), iv.data(), aad_ptr, aad.size(), in, out, len, full);
+    std::memcpy(tag, full, tag_len);
+    return true;
+  }
   const GcmFns& f = key.fns();
   gcm_context_data ctx;
   if (iv.size() == kGcmStdIvLen) {
@@ -164,7 +203,9 @@ bool gcm_open(IMB_MGR* mgr, const GcmKey& key, std::span<const uint8_t> iv,
   const GcmFns& f = key.fns();
   gcm_context_data ctx;
   alignas(16) uint8_t computed[kGcmMaxTagLen];
-  if (iv.size() == kGcmStdIvLen) {
+  if (iv.size() == kGcmStdIvLen && key.uses_vaes()) {
+    vaes_gcm_dec(key.vaes(), iv.data(), aad_ptr, aad.size(), in, out, len, computed);
+  } else if (iv.size() == kGcmStdIvLen) {
     (mgr->*f.dec)(key.data(), &ctx, out, in, len, iv.data(), aad_ptr, aad.size(), computed,
                   tag_len);
   } else {

@@ -1,4 +1,8 @@
-// AES-GCM (NIST SP 800-38D) through Intel IPsec-MB's direct API.
+// AES-GCM (NIST SP 800-38D): Intel IPsec-MB's direct API, plus our VAES/AVX2 implementation
+// (crypto/gcm_vaes.hpp) for 12-byte IVs on CPUs that have VAES and VPCLMULQDQ but no AVX-512,
+// where IPsec-MB only runs 128-bit code. The backend is chosen per key by GcmKey::set():
+// "vaes-avx2" when the CPU supports it, unless the environment variable VANISH_GCM=ipsecmb
+// (read once per process) asks for IPsec-MB everywhere. Both produce identical bytes.
 //
 // Contracts shared by everything in this header:
 //  - No function here allocates, locks or throws on the per-packet path (gcm_seal, gcm_open).
@@ -14,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+
+#include "crypto/gcm_vaes.hpp"
 
 namespace vanish::crypto {
 
@@ -57,7 +63,20 @@ struct GcmFns {
   aes_gcm_enc_dec_finalize_t IMB_MGR::*dec_finalize = nullptr;
 };
 
-// An expanded AES-GCM key (round keys + GHASH key powers). Empty until set() succeeds.
+// Which implementation a GcmKey uses for 12-byte IVs. Other IV lengths always use IPsec-MB.
+enum class GcmBackend : uint8_t {
+  kAuto,     // kVaes if vaes_gcm_supported() and VANISH_GCM is not "ipsecmb", else kIpsecMb
+  kIpsecMb,  // IPsec-MB only
+  kVaes,     // crypto/gcm_vaes (set() fails if the CPU lacks it)
+};
+
+// The backend kAuto picks on this machine and process (CPUID, then VANISH_GCM, both cached).
+GcmBackend gcm_default_backend();
+// "vaes-avx2" or "ipsec-mb" (kAuto: the default's name).
+const char* gcm_backend_name(GcmBackend backend);
+
+// An expanded AES-GCM key (round keys + GHASH key powers, for IPsec-MB and, with the VAES
+// backend, for crypto/gcm_vaes too). Empty until set() succeeds.
 // The key material is wiped with OPENSSL_cleanse on destruction, on reset(), before set()
 // overwrites it, and in a moved-from object. Not copyable; movable.
 class GcmKey {
@@ -69,9 +88,11 @@ class GcmKey {
   GcmKey(GcmKey&& other) noexcept;
   GcmKey& operator=(GcmKey&& other) noexcept;
 
-  // Expands `key` for `alg` using the calling thread's manager. Returns false (and leaves the
-  // object empty) if key.size() != aead_key_len(alg) or no manager could be had.
-  bool set(AeadAlg alg, std::span<const uint8_t> key);
+  // Expands `key` for `alg` using the calling thread's manager (and for the VAES backend when
+  // `backend` resolves to it). Returns false (and leaves the object empty) if
+  // key.size() != aead_key_len(alg), no manager could be had, or kVaes is asked for on a CPU
+  // without it.
+  bool set(AeadAlg alg, std::span<const uint8_t> key, GcmBackend backend = GcmBackend::kAuto);
   // Wipes the key; valid() becomes false.
   void reset();
 
@@ -79,10 +100,19 @@ class GcmKey {
   AeadAlg alg() const { return alg_; }
   const gcm_key_data* data() const { return &data_; }
   const GcmFns& fns() const { return fns_; }
+  // True if 12-byte-IV operations go through crypto/gcm_vaes with vaes().
+  bool uses_vaes() const { return use_vaes_; }
+  const VaesGcmKey& vaes() const { return vaes_; }
+  // "vaes-avx2" or "ipsec-mb": the implementation 12-byte-IV operations use.
+  const char* backend() const {
+    return gcm_backend_name(use_vaes_ ? GcmBackend::kVaes : GcmBackend::kIpsecMb);
+  }
 
  private:
   gcm_key_data data_{};  // 64-byte aligned by its declaration in intel-ipsec-mb.h
+  VaesGcmKey vaes_{};    // filled only when use_vaes_
   GcmFns fns_{};
+  bool use_vaes_ = false;
   AeadAlg alg_ = AeadAlg::kAes128Gcm;
   bool valid_ = false;
 };

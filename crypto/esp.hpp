@@ -10,6 +10,9 @@
 // Nonce = 4-byte salt || explicit IV. AAD = SPI || seq_lo without ESN (8 bytes),
 // SPI || seq_hi || seq_lo with ESN (12 bytes, RFC 4106 §5).
 //
+// AES-GCM runs on the SA key's backend (GcmKey::backend(): VAES/AVX2 or IPsec-MB, see aead.hpp);
+// the IPsec-MB manager passed to seal()/open() is used only by the latter.
+//
 // One EspSa belongs to one thread (its sequence counter, replay window and counters are plain
 // fields). seal() and open() do not allocate, lock or throw.
 #pragma once
@@ -36,6 +39,9 @@ struct EspSaParams {
   // repeated by a later instance of the same static key (a restarted sender). Tests that need
   // byte-exact output set this to IV = sequence number.
   bool deterministic_iv = false;
+  // AES-GCM implementation (aead.hpp); kAuto follows the CPU and VANISH_GCM. Tests and benchmarks
+  // pin one; init() fails for kVaes on a CPU without it.
+  GcmBackend backend = GcmBackend::kAuto;
 };
 
 constexpr size_t kEspHeaderLen = 8;  // SPI + sequence number
@@ -86,6 +92,7 @@ class EspSa {
   uint32_t spi() const { return spi_; }
   bool esn() const { return esn_; }
   AeadAlg alg() const { return key_.alg(); }
+  const char* backend() const { return key_.backend(); }
 
   // Outbound. `esp` points at where the ESP header goes; the payload (the bytes to protect) is
   // already at esp + kEspPayloadOffset, payload_len bytes long, and the buffer has room for

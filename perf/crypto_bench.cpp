@@ -4,8 +4,11 @@
 // 1420 bytes and IMIX, it runs EspSa::seal, then EspSa::open, in a loop for about
 // `seconds` (default 1) each, over a burst of 32 buffers that stay in cache, and prints
 // ns/packet, Mpps and Gbps, then one JSON line per measurement:
-//   {"bench":"crypto","op":"seal","alg":"aes128gcm","size":64,"mpps":..,"gbps":..,"ns_per_pkt":..,
-//    "mean_mpps":..}
+//   {"bench":"crypto","op":"seal","alg":"aes128gcm","size":64,"backend":"vaes-avx2",
+//    "default":true,"mpps":..,"gbps":..,"ns_per_pkt":..,"mean_mpps":..}
+// "backend" is the AES-GCM implementation (GcmBackend, crypto/aead.hpp); "default" marks the
+// one vanishd uses on this machine (CPU + VANISH_GCM). With two backends each point is measured
+// on both, back to back, followed by a ratio line (vaes-avx2 speed / ipsec-mb speed).
 // Each run is cut into 10 slices; mpps/gbps/ns_per_pkt are the best slice (see Meter),
 // mean_mpps the whole run.
 // Gbps counts payload bits (the bytes handed to seal / returned by open), not ESP overhead.
@@ -13,7 +16,9 @@
 // open is timed alone: each burst is sealed (untimed) right before it is opened, so every open
 // verifies a fresh, in-order packet and moves the replay window like real traffic.
 //
-// Usage: vanish-crypto-bench [seconds]
+// Usage: vanish-crypto-bench [seconds] [--backend both|default|ipsecmb|vaes]
+//   both (the default when the CPU has VAES): ipsec-mb and vaes-avx2; default: only the
+//   backend vanishd would use.
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +35,7 @@ using vanish::crypto::AeadAlg;
 using vanish::crypto::EspSa;
 using vanish::crypto::EspSaParams;
 using vanish::crypto::EspStatus;
+using vanish::crypto::GcmBackend;
 
 using Clock = std::chrono::steady_clock;
 
@@ -102,8 +108,9 @@ std::vector<size_t> schedule(const Size& size) {
   return s;
 }
 
-EspSaParams sa_params(AeadAlg alg, const std::array<uint8_t, 32>& key) {
+EspSaParams sa_params(AeadAlg alg, const std::array<uint8_t, 32>& key, GcmBackend backend) {
   EspSaParams p;
+  p.backend = backend;
   p.spi = 0x1000;
   p.alg = alg;
   p.key = std::span<const uint8_t>(key.data(), vanish::crypto::aead_key_len(alg));
@@ -112,11 +119,11 @@ EspSaParams sa_params(AeadAlg alg, const std::array<uint8_t, 32>& key) {
   return p;
 }
 
-Meter bench_seal(IMB_MGR* mgr, AeadAlg alg, const Size& size, double seconds) {
+Meter bench_seal(IMB_MGR* mgr, AeadAlg alg, GcmBackend backend, const Size& size, double seconds) {
   std::array<uint8_t, 32> key{};
   for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(i + 1);
   EspSa tx;
-  if (!tx.init(sa_params(alg, key))) die("EspSa::init failed");
+  if (!tx.init(sa_params(alg, key, backend))) die("EspSa::init failed");
   Buffers bufs;
   const std::vector<size_t> sched = schedule(size);
   size_t sched_pos = 0;
@@ -153,11 +160,12 @@ Meter bench_seal(IMB_MGR* mgr, AeadAlg alg, const Size& size, double seconds) {
   return meter;
 }
 
-Meter bench_open(IMB_MGR* mgr, AeadAlg alg, const Size& size, double seconds) {
+Meter bench_open(IMB_MGR* mgr, AeadAlg alg, GcmBackend backend, const Size& size, double seconds) {
   std::array<uint8_t, 32> key{};
   for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(i + 1);
   EspSa tx, rx;
-  if (!tx.init(sa_params(alg, key)) || !rx.init(sa_params(alg, key))) die("init failed");
+  if (!tx.init(sa_params(alg, key, backend)) || !rx.init(sa_params(alg, key, backend)))
+    die("init failed");
   Buffers bufs;
   const std::vector<size_t> sched = schedule(size);
   size_t sched_pos = 0;
@@ -208,37 +216,69 @@ Meter bench_open(IMB_MGR* mgr, AeadAlg alg, const Size& size, double seconds) {
   return meter;
 }
 
-void report(const char* op, AeadAlg alg, const Size& size, const Meter& m,
+void report(const char* op, AeadAlg alg, GcmBackend backend, const Size& size, const Meter& m,
             std::vector<std::string>* json) {
   const Result& r = m.best;
   const Result mean = m.mean();
-  std::printf("%-4s  %-9s  %5s B  %8.1f ns/pkt  %7.3f Mpps  %7.3f Gbps   (mean %7.3f Mpps)\n", op,
-              vanish::crypto::aead_alg_name(alg), size.name, r.ns_per_pkt, r.mpps, r.gbps,
+  const char* be = vanish::crypto::gcm_backend_name(backend);
+  const bool is_default = backend == vanish::crypto::gcm_default_backend();
+  std::printf("%-4s  %-9s  %-9s  %5s B  %8.1f ns/pkt  %7.3f Mpps  %7.3f Gbps   (mean %7.3f Mpps)\n",
+              op, vanish::crypto::aead_alg_name(alg), be, size.name, r.ns_per_pkt, r.mpps, r.gbps,
               mean.mpps);
   const bool numeric = size.name[0] >= '0' && size.name[0] <= '9';
-  char line[320];
+  char line[384];
   std::snprintf(line, sizeof(line),
                 "{\"bench\":\"crypto\",\"op\":\"%s\",\"alg\":\"%s\",\"size\":%s%s%s,"
+                "\"backend\":\"%s\",\"default\":%s,"
                 "\"mpps\":%.4f,\"gbps\":%.4f,\"ns_per_pkt\":%.2f,\"mean_mpps\":%.4f}",
                 op, vanish::crypto::aead_alg_name(alg), numeric ? "" : "\"", size.name,
-                numeric ? "" : "\"", r.mpps, r.gbps, r.ns_per_pkt, mean.mpps);
+                numeric ? "" : "\"", be, is_default ? "true" : "false", r.mpps, r.gbps,
+                r.ns_per_pkt, mean.mpps);
   json->push_back(line);
+}
+
+[[noreturn]] void usage() {
+  die("usage: vanish-crypto-bench [seconds] [--backend both|default|ipsecmb|vaes]");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   double seconds = 1.0;
-  if (argc > 1) {
-    seconds = std::atof(argv[1]);
-    if (!(seconds > 0)) die("usage: vanish-crypto-bench [seconds]");
+  const bool have_vaes = vanish::crypto::vaes_gcm_supported();
+  std::string which = have_vaes ? "both" : "ipsecmb";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--backend" && i + 1 < argc) {
+      which = argv[++i];
+    } else if (a.rfind("--backend=", 0) == 0) {
+      which = a.substr(10);
+    } else {
+      seconds = std::atof(argv[i]);
+      if (!(seconds > 0)) usage();
+    }
   }
+  std::vector<GcmBackend> backends;
+  if (which == "both") {
+    backends.push_back(GcmBackend::kIpsecMb);
+    if (have_vaes) backends.push_back(GcmBackend::kVaes);
+  } else if (which == "default") {
+    backends.push_back(vanish::crypto::gcm_default_backend());
+  } else if (which == "ipsecmb") {
+    backends.push_back(GcmBackend::kIpsecMb);
+  } else if (which == "vaes") {
+    if (!have_vaes) die("this CPU lacks AVX2/VAES/VPCLMULQDQ: no vaes-avx2 backend");
+    backends.push_back(GcmBackend::kVaes);
+  } else {
+    usage();
+  }
+
   IMB_MGR* mgr = vanish::crypto::thread_imb_mgr();
   if (mgr == nullptr) die("cannot allocate an IPsec-MB manager");
   std::printf(
-      "vanish-crypto-bench: IPsec-MB %s, ESP AES-GCM (ESN, 16-byte ICV), one core, "
-      "burst %zu, %.2f s per point; Gbps = payload bits\n",
-      imb_get_version_str(), kBurst, seconds);
+      "vanish-crypto-bench: IPsec-MB %s, default GCM backend %s, ESP AES-GCM (ESN, 16-byte ICV), "
+      "one core, burst %zu, %.2f s per point; Gbps = payload bits\n",
+      imb_get_version_str(), vanish::crypto::gcm_backend_name(GcmBackend::kAuto), kBurst, seconds);
 
   std::vector<Size> sizes = {{"64", {64}},     {"256", {256}},   {"512", {512}},
                              {"1024", {1024}}, {"1420", {1420}}, {"imix", {}}};
@@ -248,10 +288,22 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> json;
   for (AeadAlg alg : {AeadAlg::kAes128Gcm, AeadAlg::kAes256Gcm}) {
-    for (const Size& size : sizes)
-      report("seal", alg, size, bench_seal(mgr, alg, size, seconds), &json);
-    for (const Size& size : sizes)
-      report("open", alg, size, bench_open(mgr, alg, size, seconds), &json);
+    for (const char* op : {"seal", "open"}) {
+      const bool seal = op[0] == 's';
+      for (const Size& size : sizes) {
+        std::vector<double> ns;
+        for (GcmBackend b : backends) {
+          const Meter m = seal ? bench_seal(mgr, alg, b, size, seconds)
+                               : bench_open(mgr, alg, b, size, seconds);
+          report(op, alg, b, size, m, &json);
+          ns.push_back(m.best.ns_per_pkt);
+        }
+        if (ns.size() == 2) {
+          std::printf("%-4s  %-9s  %-9s  %5s B  ratio vaes-avx2 / ipsec-mb speed: %.2fx\n", op,
+                      vanish::crypto::aead_alg_name(alg), "ratio", size.name, ns[0] / ns[1]);
+        }
+      }
+    }
   }
   for (const std::string& line : json) std::printf("%s\n", line.c_str());
   return 0;

@@ -11,7 +11,7 @@ that sends on one and receives on the other. The DUT gets one worker core (CPU 1
   vanishd   -l 0,1  (control thread on CPU 0, sleeping; worker on CPU 1), examples/node-a
   secgw     -l 1    DPDK ipsec-secgw, ESP transport AES-128-GCM cpu-crypto, ESN (perf/secgw)
   testpmd   -l 0,1  io forwarding: the I/O limit of the harness (no crypto)
-plus the crypto limit (vanish-crypto-bench: IPsec-MB AES-GCM seal/open, no I/O) and, for
+plus the crypto limit (vanish-crypto-bench: AES-GCM seal/open on vanishd's backend, no I/O) and, for
 outbound, the per-core pcap harness of perf/bench_outbound.py (net_pcap replay -> DUT ->
 net_null, read through telemetry) unless --no-pcap-harness.
 
@@ -506,20 +506,23 @@ class Lab:
         # The limit is a best case: the best of 3 runs (the machine is shared).
         out = {}
         for _ in range(3):
-            p = subprocess.run([exe, "0.5" if self.a.quick else "1"], stdout=subprocess.PIPE,
+            # The backend vanishd uses (CPU + VANISH_GCM): the limit of the product as deployed.
+            p = subprocess.run([exe, "0.5" if self.a.quick else "1", "--backend", "default"],
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, timeout=300,
                                preexec_fn=pin_worker_cpu)
             for ln in p.stdout.splitlines():
                 if not ln.startswith("{"):
                     continue
                 j = json.loads(ln)
-                if j.get("alg") != "aes128gcm":
+                if j.get("alg") != "aes128gcm" or not j.get("default", True):
                     continue
                 k = f"{j['op']}-{j['size']}"
                 if k not in out or j["mpps"] > out[k]["mpps"]:
                     out[k] = j
         for k, j in sorted(out.items()):
-            self.record({"scenario": "crypto_limit", "system": "ipsec-mb", "op": j["op"],
+            self.record({"scenario": "crypto_limit", "system": j.get("backend", "ipsec-mb"),
+                         "op": j["op"],
                          "size": str(j["size"]), "mpps": j["mpps"], "gbps": j["gbps"],
                          "ns_per_pkt": j["ns_per_pkt"], "ok": True})
         return out
@@ -705,7 +708,8 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
         md.append("")
     # crypto
     if crypto:
-        md += ["## Crypto limit (IPsec-MB AES-128-GCM through crypto::EspSa, one core, no I/O)", "",
+        backend = next(iter(crypto.values())).get("backend", "ipsec-mb")
+        md += [f"## Crypto limit ({backend} AES-128-GCM through crypto::EspSa, one core, no I/O)", "",
                "| payload | seal Mpps | open Mpps |", "|---|---|---|"]
         for s in ["64", "256", "512", "1024", "1420", "imix"]:
             se, op = crypto.get(f"seal-{s}"), crypto.get(f"open-{s}")
