@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
         lim.flows_per_worker);
     std::printf("  mesh: %zu nodes, %zu workloads, %zu identities, %zu inbound SPIs\n",
                 s.nodes.size(), s.workloads.size(), s.identities.size(), s.sa_in.size());
+    std::printf("  ESP AES-GCM: %s\n", crypto::gcm_backend_name(crypto::GcmBackend::kAuto));
     std::fflush(stdout);
   }
   // Metrics: label epochs are set on every snapshot before it is published.
