@@ -257,7 +257,12 @@ class FlowTable {
 
   rte_hash* hash_ = nullptr;
   uint32_t capacity_ = 0;
-  std::unique_ptr<FlowEntry[]> entries_;
+  bool alloc_entries(size_t n, int socket_id);
+
+  FlowEntry* entries_ = nullptr;  // n_entries_ of them, see alloc_entries()
+  size_t n_entries_ = 0;
+  size_t entries_bytes_ = 0;
+  bool entries_in_dpdk_ = false;
   uint32_t age_cursor_ = 0;
   ConnStats* conn_ = nullptr;
   std::unique_ptr<CacheSlot[]> cache_;

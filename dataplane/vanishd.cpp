@@ -395,8 +395,9 @@ int main(int argc, char** argv) {
         if (live->config().has_peering())
           peering_config(live->config(), false);
         else
-          std::fprintf(stderr, "vanishd: peering: the config no longer has a peering block; "
-                               "peering goes on until restart\n");
+          std::fprintf(stderr,
+                       "vanishd: peering: the config no longer has a peering block; "
+                       "peering goes on until restart\n");
       }
       if (peering->dirty()) {
         live->republish();
