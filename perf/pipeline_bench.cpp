@@ -238,6 +238,13 @@ int main(int argc, char** argv) {
       }
     } else if (s == "--flows") {
       a.flows = std::max(1, std::atoi(val().c_str()));
+      if (a.flows > 50000) {  // one UDP source port per flow, from 10000 up
+        std::fprintf(stderr,
+                     "--flows %d: at most 50000 here (one source port each); vanish-perf "
+                     "(perf/lab) runs up to 16M flows\n",
+                     a.flows);
+        std::exit(2);
+      }
     } else if (s == "--seconds") {
       a.seconds = std::atof(val().c_str());
     } else if (s == "--packets") {
