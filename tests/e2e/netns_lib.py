@@ -55,6 +55,7 @@ Times are CLOCK_MONOTONIC (the same clock in every namespace and in the test pro
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import re
@@ -67,6 +68,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -120,9 +122,13 @@ def install_signal_handlers() -> None:
     """SIGTERM / SIGHUP (meson's timeout, a closed terminal) -> KeyboardInterrupt, so `with`
     blocks clean up."""
     def raise_kbi(signum, frame):
+        # Where it was (a test killed by its timeout says what it was waiting for).
+        print(f"# signal {signum} at:\n" + "".join(traceback.format_stack(frame)[-6:]), file=sys.stderr,
+              flush=True)
         raise KeyboardInterrupt(f"signal {signum}")
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, raise_kbi)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: every thread's stack
 
 
 def sh(cmd: Sequence[str], check: bool = True, timeout: float = 60, env: Optional[dict] = None) \
@@ -184,6 +190,20 @@ def remove_stale(lib_sh: Optional[str] = None) -> List[str]:
                     shutil.rmtree(os.path.join(d, name), ignore_errors=True)
                     removed.append(d + "/" + name)
     return removed
+
+
+class _SlowPhases:
+    """Clean-up phases that take longer than they should are reported on stderr (a stalled
+    clean-up once ate a test's whole timeout)."""
+
+    def __init__(self, what: str, limit: float = 5.0):
+        self.what, self.limit, self.t = what, limit, time.monotonic()
+
+    def mark(self, phase: str) -> None:
+        now = time.monotonic()
+        if now - self.t > self.limit:
+            print(f"# {self.what} clean-up: {phase} took {now - self.t:.1f} s", file=sys.stderr, flush=True)
+        self.t = now
 
 
 class Vanishd:
@@ -303,7 +323,10 @@ class NetnsMesh:
                 p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 p.kill()
-                p.wait()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # stuck in the kernel: leave it, say so
+                    print(f"# pid {p.pid} did not exit after SIGKILL", file=sys.stderr, flush=True)
         return p.returncode
 
     def ctl(self, node: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -604,25 +627,31 @@ peering {{
     def __exit__(self, et, ev, tb) -> bool:
         # Uninterruptible-ish: a second Ctrl-C during clean-up would leave things behind.
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        slow = _SlowPhases(type(self).__name__)
         try:
             for p in self.procs:
                 try:
                     self.stop(p, timeout=5)
                 except Exception:
                     pass
+            slow.mark("background processes")
             if self._tcpdump:
                 self.stop_capture()
+            slow.mark("capture")
             if any(d.alive() for d in self.daemons.values()):
                 self.stop_vanishd()
+            slow.mark("daemons")
             for ns in reversed(self.namespaces):
                 _kill_netns_processes(ns)
                 sh(["ip", "netns", "del", ns], check=False)
+                slow.mark(f"namespace {ns}")
             for d in self.daemons.values():
                 sh(["bash", self.lib, "cleanup", d.prefix], check=False)
             if self.work and not self.keep:
                 shutil.rmtree(self.work, ignore_errors=True)
             elif self.work:
                 print(f"# kept {self.work}", flush=True)
+            slow.mark("files")
         finally:
             signal.signal(signal.SIGINT, old)
         return False
@@ -823,7 +852,10 @@ class TestpmdMesh(NetnsMesh):
                     d.rc = d.p.wait(timeout=15)
                 except (OSError, subprocess.TimeoutExpired):
                     d.p.kill()
-                    d.rc = d.p.wait()
+                    try:
+                        d.rc = d.p.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        print(f"# dpdk-testpmd ({d.node}) did not exit after SIGKILL", file=sys.stderr, flush=True)
         return {}
 
 
