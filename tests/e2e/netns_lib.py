@@ -192,6 +192,34 @@ def remove_stale(lib_sh: Optional[str] = None) -> List[str]:
     return removed
 
 
+def stop_testpmds(procs: Sequence[subprocess.Popen], timeout: float = 10) -> None:
+    """Stops non-interactive dpdk-testpmd processes: a newline on stdin to all at once (their
+    clean exit), then SIGKILL for any still running after `timeout` s. Bounded: a process that
+    survives SIGKILL for 10 s more is reported and left."""
+    for p in procs:
+        try:
+            if p.poll() is None:
+                p.stdin.write(b"\n")
+            p.stdin.close()
+        except (OSError, AttributeError, ValueError):
+            pass
+    end = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for p in procs:
+        if p.poll() is None:
+            print(f"# dpdk-testpmd (pid {p.pid}) still running {timeout:.0f} s after its stop: SIGKILL",
+                  file=sys.stderr, flush=True)
+            p.kill()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                print(f"# pid {p.pid} did not exit after SIGKILL", file=sys.stderr, flush=True)
+
+
 class _SlowPhases:
     """Clean-up phases that take longer than they should are reported on stderr (a stalled
     clean-up once ate a test's whole timeout)."""
@@ -777,13 +805,7 @@ class PlainBridge:
         p, self.testpmd = self.testpmd, None
         if p is None or p.poll() is not None:
             return
-        try:
-            p.stdin.write(b"\n")
-            p.stdin.close()
-            p.wait(timeout=15)
-        except (OSError, subprocess.TimeoutExpired):
-            p.kill()
-            p.wait()
+        stop_testpmds([p])
 
     def __exit__(self, et, ev, tb) -> bool:
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -844,18 +866,10 @@ class TestpmdMesh(NetnsMesh):
                          "nud", "permanent"], check=True)
 
     def stop_vanishd(self) -> Dict[str, dict]:
+        procs = [d.p for d in self.daemons.values() if d.alive()]
+        stop_testpmds(procs)
         for d in self.daemons.values():
-            if d.alive():
-                try:
-                    d.p.stdin.write(b"\n")
-                    d.p.stdin.close()
-                    d.rc = d.p.wait(timeout=15)
-                except (OSError, subprocess.TimeoutExpired):
-                    d.p.kill()
-                    try:
-                        d.rc = d.p.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        print(f"# dpdk-testpmd ({d.node}) did not exit after SIGKILL", file=sys.stderr, flush=True)
+            d.rc = d.p.poll()
         return {}
 
 
