@@ -47,13 +47,7 @@ TEST(CryptoAead, Wycheproof) {
   for (const auto& group : doc.at("testGroups")) {
     for (const auto& t : group.at("tests")) {
       const int id = t.at("tcId").get<int>();
-      const Bytes key = from_hex(t.at("key").get<std::string>());
-      const Bytes iv = from_hex(t.at("iv").get<std::string>());
-      const Bytes aad = from_hex(t.at("aad").get<std::string>());
-      const Bytes msg = from_hex(t.at("msg").get<std::string>());
-      const Bytes ct = from_hex(t.at("ct").get<std::string>());
-      const Bytes tag = from_hex(t.at("tag").get<std::string>());
-      const std::string result = t.at("result").get<std::string>();
+      const auto [key, iv, aad, msg, ct, tag, result] = testing::wycheproof_gcm_row(t);
       SCOPED_TRACE("tcId " + std::to_string(id) + " " + t.at("comment").get<std::string>());
 
       AeadAlg alg;

@@ -4,6 +4,8 @@
 
 #include <openssl/evp.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <cstdlib>
 #include <span>
@@ -27,6 +29,22 @@ inline Bytes from_hex(const std::string& hex) {
     out.push_back(static_cast<uint8_t>(nibble(hex[i]) << 4 | nibble(hex[i + 1])));
   }
   return out;
+}
+
+// One Wycheproof AES-GCM test row (testvectors_v1 aes_gcm_test.json), bytes decoded.
+struct WycheproofGcmRow {
+  Bytes key, iv, aad, msg, ct, tag;
+  std::string result;  // "valid", "invalid" or "acceptable"
+};
+inline WycheproofGcmRow wycheproof_gcm_row(const nlohmann::json& t) {
+  auto hex = [&](const char* field) { return from_hex(t.at(field).get<std::string>()); };
+  return {hex("key"),
+          hex("iv"),
+          hex("aad"),
+          hex("msg"),
+          hex("ct"),
+          hex("tag"),
+          t.at("result").get<std::string>()};
 }
 
 inline std::string to_hex(std::span<const uint8_t> b) {
