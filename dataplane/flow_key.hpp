@@ -1,5 +1,5 @@
 // FlowKey: the 5-tuple that keys the per-worker flow table. 40 bytes, zero-padded, so it can be
-// hashed and compared as raw bytes (rte_hash). IPv4 addresses use the IPv4-mapped form of IpAddr.
+// hashed and compared as raw bytes (flow_table.hpp). IPv4 addresses use the IPv4-mapped form of IpAddr.
 // 8-byte aligned: rte_hash_crc() reads it as uint64_t words.
 #pragma once
 

@@ -1,7 +1,7 @@
 #include "dataplane/flow_table.hpp"
 
 #include <rte_eal.h>
-#include <rte_hash_crc.h>
+#include <rte_log.h>
 #include <rte_malloc.h>
 #include <sys/mman.h>
 
@@ -11,101 +11,164 @@
 
 namespace vanish::dp {
 
-namespace {
-
-// rte_hash compares 40-byte keys with memcmp (it has vector compares for 16, 32, 48.. only):
-// five 64-bit words instead. Returns 0 when equal, as rte_hash expects.
-int flow_key_cmp(const void* a, const void* b, size_t) {
-  return FlowTable::key_eq(*static_cast<const FlowKey*>(a), *static_cast<const FlowKey*>(b)) ? 0
-                                                                                             : 1;
-}
-
-}  // namespace
-
 FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id,
-                     rte_rcu_qsbr* readers) {
-  rte_hash_parameters p{};
-  p.name = name.c_str();
-  p.entries = capacity < 64 ? 64 : capacity;
-  p.key_len = sizeof(FlowKey);
-  p.hash_func = rte_hash_crc;
-  p.hash_func_init_val = kHashInit;
-  p.socket_id = socket_id;
-  // Single writer (the owning worker); lock-free readers when other workers look in.
-  p.extra_flag = readers ? RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF : 0;
-  hash_ = rte_hash_create(&p);
-  if (!hash_) return;
-  static_assert(sizeof(FlowKey) == 40);
-  rte_hash_set_cmp_func(hash_, flow_key_cmp);
-  if (readers) {
-    rte_hash_rcu_config rc{};
-    rc.v = readers;
-    rc.mode = RTE_HASH_QSBR_MODE_DQ;  // deleted positions wait in a defer queue
-    rc.dq_size = p.entries;
-    rc.trigger_reclaim_limit = 64;
-    rc.max_reclaim_size = 128;
-    if (rte_hash_rcu_qsbr_add(hash_, &rc) != 0) {
-      rte_hash_free(hash_);
-      hash_ = nullptr;
-      return;
-    }
-  }
-  capacity_ = p.entries;
-  int32_t max_id = rte_hash_max_key_id(hash_);
-  if (!alloc_entries(size_t(max_id) + 1, socket_id)) {
-    rte_hash_free(hash_);
-    hash_ = nullptr;
+                     rte_rcu_qsbr* readers)
+    : name_(name), readers_(readers) {
+  capacity_ = capacity < 64 ? 64 : capacity;
+  // About 4 keys per 7-slot bucket when full: few keys overflow their home bucket.
+  uint32_t nb = 1;
+  while (nb < (capacity_ + 3) / 4) nb <<= 1;
+  mask_ = nb - 1;
+  auto* b = static_cast<Bucket*>(alloc_region(size_t(nb) * sizeof(Bucket), socket_id));
+  keys_ = static_cast<FlowKey*>(alloc_region(size_t(capacity_) * sizeof(FlowKey), socket_id));
+  entries_ =
+      static_cast<FlowEntry*>(alloc_region(size_t(capacity_) * sizeof(FlowEntry), socket_id));
+  live_ = static_cast<uint8_t*>(alloc_region(capacity_, socket_id));
+  free_ = static_cast<uint32_t*>(alloc_region(size_t(capacity_) * 4, socket_id));
+  if (readers_) pend_ = static_cast<uint32_t*>(alloc_region(size_t(capacity_) * 4, socket_id));
+  if (!b || !keys_ || !entries_ || !live_ || !free_ || (readers_ && !pend_)) {
+    RTE_LOG(ERR, USER1, "flow table %s: no memory for %u flows\n", name_.c_str(), capacity_);
     return;
   }
-  cache_.reset(new CacheSlot[kCacheSlots]);
+  std::uninitialized_value_construct_n(entries_, capacity_);
+  // Popped in ascending order: position 0 first.
+  for (uint32_t i = 0; i < capacity_; i++) free_[i] = capacity_ - 1 - i;
+  n_free_ = capacity_;
+  buckets_ = b;  // ok() from here on
 }
 
-// The entry array is touched at random (one entry per flow): on 4 KiB pages a table of 1M flows
-// (128 MiB) costs a TLB miss per packet. With DPDK hugepages it comes from DPDK's memory on the
-// worker's socket; without (--no-huge) from an anonymous mapping the kernel may back with
-// transparent huge pages (MADV_HUGEPAGE: asked for even when THP is "madvise" only).
-bool FlowTable::alloc_entries(size_t n, int socket_id) {
-  n_entries_ = n;
-  entries_bytes_ = n * sizeof(FlowEntry);
+// The arrays are touched at random (one bucket, key and entry per flow): on 4 KiB pages a table
+// of 1M flows costs TLB misses on every packet. With DPDK hugepages they come from DPDK's memory
+// on the worker's socket; without (--no-huge) from an anonymous mapping the kernel may back with
+// transparent huge pages (MADV_HUGEPAGE: asked for even when THP is "madvise" only). Zeroed.
+void* FlowTable::alloc_region(size_t bytes, int socket_id) {
+  Region& r = regions_[n_regions_];
+  r.bytes = bytes;
   void* mem = nullptr;
   if (rte_eal_has_hugepages()) {
-    mem = rte_malloc_socket("flow_entries", entries_bytes_, 64, socket_id);
-    entries_in_dpdk_ = mem != nullptr;
+    mem = rte_zmalloc_socket("flow_table", bytes, 64, socket_id);
+    r.dpdk = mem != nullptr;
   }
   if (mem == nullptr) {
-    mem = mmap(nullptr, entries_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) return false;
-    madvise(mem, entries_bytes_, MADV_HUGEPAGE);  // best effort
+    mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return nullptr;
+    madvise(mem, bytes, MADV_HUGEPAGE);  // best effort
   }
-  entries_ = static_cast<FlowEntry*>(mem);
-  std::uninitialized_value_construct_n(entries_, n);
-  return true;
+  r.p = mem;
+  n_regions_++;
+  return mem;
 }
 
 FlowTable::~FlowTable() {
-  if (hash_) rte_hash_free(hash_);
-  if (entries_ == nullptr) return;
-  std::destroy_n(entries_, n_entries_);
-  if (entries_in_dpdk_)
-    rte_free(entries_);
-  else
-    munmap(entries_, entries_bytes_);
+  if (buckets_) std::destroy_n(entries_, capacity_);
+  for (unsigned i = 0; i < n_regions_; i++) {
+    if (regions_[i].dpdk)
+      rte_free(regions_[i].p);
+    else
+      munmap(regions_[i].p, regions_[i].bytes);
+  }
+}
+
+int32_t FlowTable::insert(const FlowKey& key) {
+  const uint32_t h = hash(key);
+  int32_t p = find(key, h);
+  if (p >= 0) return p;
+  p = alloc_position();
+  if (p < 0) return -1;
+  const uint32_t home = h & mask_;
+  // There are more slots than positions, so a free slot exists; it is usually in the home bucket.
+  for (uint32_t d = 0; d <= mask_; d++) {
+    Bucket& b = buckets_[(home + d) & mask_];
+    for (unsigned s = 0; s < kSlots; s++) {
+      if (b.slot[s] != 0) continue;
+      keys_[p] = key;
+      live_[p] = 1;
+      if (d > 0) {
+        if (d > max_probe_) __atomic_store_n(&max_probe_, d, __ATOMIC_RELEASE);
+        __atomic_store_n(&buckets_[home].overflow, buckets_[home].overflow + 1, __ATOMIC_RELEASE);
+      }
+      // Publish last: a reader that sees the slot sees the key.
+      __atomic_store_n(&b.slot[s], (uint64_t(h) << 32) | (uint32_t(p) + 1), __ATOMIC_RELEASE);
+      __atomic_store_n(&count_, count_ + 1, __ATOMIC_RELAXED);
+      return p;
+    }
+  }
+  release_position(uint32_t(p));  // unreachable while slots outnumber positions
+  return -1;
+}
+
+bool FlowTable::erase(const FlowKey& key) {
+  const uint32_t h = hash(key);
+  uint64_t where;
+  int32_t p = find(key, h, &where);
+  if (p < 0) return false;
+  const uint32_t bi = uint32_t(where / kSlots);
+  __atomic_store_n(&buckets_[bi].slot[where % kSlots], uint64_t(0), __ATOMIC_RELEASE);
+  const uint32_t home = h & mask_;
+  if (bi != home)
+    __atomic_store_n(&buckets_[home].overflow, buckets_[home].overflow - 1, __ATOMIC_RELEASE);
+  live_[p] = 0;
+  __atomic_store_n(&count_, count_ - 1, __ATOMIC_RELAXED);
+  release_position(uint32_t(p));
+  return true;
+}
+
+// Owner-only table: back on the free stack at once. With shared readers: into the pending ring,
+// in the open batch (stamped with a token when it closes, in reclaim()).
+void FlowTable::release_position(uint32_t pos) {
+  if (!readers_) {
+    free_[n_free_++] = pos;
+    return;
+  }
+  pend_[(pend_head_ + pend_n_) % capacity_] = pos;
+  pend_n_++;
+  open_n_++;
+  if (open_n_ >= 64) reclaim();
+}
+
+// Closes the open batch (its token is taken now, after its positions were unlinked), then frees
+// every batch whose grace period is over. Never waits.
+void FlowTable::reclaim() {
+  if (open_n_) {
+    if (n_batch_ == kBatches) {
+      // Ring full: the open positions join the newest batch, which gets the newer token.
+      Batch& last = batch_[(batch_head_ + n_batch_ - 1) % kBatches];
+      last.n += open_n_;
+      last.token = rte_rcu_qsbr_start(readers_);
+    } else {
+      batch_[(batch_head_ + n_batch_) % kBatches] = {rte_rcu_qsbr_start(readers_), open_n_};
+      n_batch_++;
+    }
+    open_n_ = 0;
+  }
+  while (n_batch_) {
+    Batch& b = batch_[batch_head_];
+    if (rte_rcu_qsbr_check(readers_, b.token, false) != 1) break;
+    for (uint32_t i = 0; i < b.n; i++) {
+      free_[n_free_++] = pend_[pend_head_];
+      pend_head_ = (pend_head_ + 1) % capacity_;
+    }
+    pend_n_ -= b.n;
+    batch_head_ = (batch_head_ + 1) % kBatches;
+    n_batch_--;
+  }
+}
+
+int32_t FlowTable::alloc_position() {
+  if (!n_free_ && readers_ && pend_n_) reclaim();
+  if (!n_free_) return -1;
+  return int32_t(free_[--n_free_]);
 }
 
 unsigned FlowTable::age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget) {
-  // Walks key positions, `budget` per call (rte_hash_iterate would skip over any number of
-  // empty buckets in one call: an idle worker with a big, sparse table burnt its CPU there).
-  // rte_hash_get_key_with_position() fails for a position that holds no live key.
+  // Walks positions, `budget` per call, from where the previous call stopped.
   unsigned removed = 0;
-  const uint32_t n = uint32_t(rte_hash_max_key_id(hash_)) + 1;
   for (unsigned seen = 0; seen < budget; seen++) {
-    int32_t pos = int32_t(age_cursor_);
-    age_cursor_ = age_cursor_ + 1 >= n ? 0 : age_cursor_ + 1;
-    void* kp;
-    if (rte_hash_get_key_with_position(hash_, pos, &kp) != 0) continue;
+    const uint32_t pos = age_cursor_;
+    age_cursor_ = age_cursor_ + 1 >= capacity_ ? 0 : age_cursor_ + 1;
+    if (!live_[pos]) continue;
     const FlowEntry& e = entries_[pos];
-    FlowKey k;
-    std::memcpy(&k, kp, sizeof k);
+    const FlowKey k = keys_[pos];
     if (k.zone == kZoneReplyIndex || e.is_static || now_tsc - e.last_tsc <= idle_tsc) continue;
     bool companion = k.zone == kZoneOutbound && e.nat == NatKind::kDnat;
     FlowKey ri = companion ? reply_index_key(k, e) : FlowKey{};
@@ -116,6 +179,7 @@ unsigned FlowTable::age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget) {
     }
     if (companion) erase(ri);
   }
+  if (readers_ && open_n_) reclaim();
   return removed;
 }
 

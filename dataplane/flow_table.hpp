@@ -1,25 +1,31 @@
 // FlowTable: one per worker (shared nothing). Caches the classification of a connection so later
-// packets cost one bulk hash lookup. Backed by rte_hash (cuckoo, signature compare, bulk lookup);
-// the entry index is the key's position in the hash, so entries live in one flat array.
-// In front of rte_hash: a small direct-mapped cache (kCacheSlots x one cache line: key copy +
-// entry index) indexed by the key's hash, which is computed once per packet (the same CRC32-C
-// rte_hash uses) and reused for the rte_hash lookup on a cache miss. Every insert fills its
-// slot; every delete clears the slot that names the deleted position, so a slot never names a
-// position whose key differs from the slot's key.
+// packets cost one bulk lookup. A flat, bucketised open-addressing index in hugepage memory:
+//
+//   buckets_[h & mask]   one cache line: 7 slots of (32-bit hash << 32 | position + 1), 0 = empty,
+//                        and `overflow`, the number of keys whose home is this bucket but which
+//                        sit in a later bucket (linear probing, at most max_probe_ buckets on).
+//   keys_[pos]           the 40-byte key        } one position per flow; positions come from a
+//   entries_[pos]        the FlowEntry (2 lines) } free stack, so entries live in flat arrays.
+//
+// A packet of an established flow costs two dependent memory round trips: its home bucket, then
+// its key and entry lines together. lookup_bulk() runs them as a pipeline over the burst (hash
+// and prefetch every bucket, then match and prefetch every key and entry, then compare), so with
+// 1M flows the misses of a burst overlap. Keys never move once placed (no cuckoo displacement),
+// so a lock-free reader that misses a key only races with that key's own insert or erase.
 //
 // Contract: only the owning worker calls lookup_bulk/lookup/insert/erase/age; the entry memory is
 // never freed while the worker runs. An entry made under an older config generation must be
 // re-classified by the caller before use (generation != snapshot generation).
-// Shared readers (conntrack.hpp): when built with an RCU variable, the table runs rte_hash's
-// lock-free reader/writer mode and other workers may call lookup_shared() and read entry()
-// concurrently with the owner. A deleted position is reused only after every registered reader
-// passed a quiescent state (rte_hash's RCU defer queue), so a reader that found a key reads that
-// key's entry. Readers must not keep a position across their own quiescent state.
+// Shared readers (conntrack.hpp): when built with an RCU variable, other workers may call
+// lookup_shared() and read entry() concurrently with the owner. A slot is published with a release
+// store after its key is written; an erased position is reused only after every registered reader
+// passed a quiescent state (a FIFO of positions stamped with rte_rcu_qsbr tokens), so a reader that
+// found a key reads that key's entry. Readers must not keep a position across their own quiescent
+// state.
 #pragma once
 
-#include <rte_hash.h>
-#include <rte_rcu_qsbr.h>
 #include <rte_hash_crc.h>
+#include <rte_rcu_qsbr.h>
 #if defined(__SSE4_2__)
 #include <nmmintrin.h>
 #endif
@@ -80,22 +86,23 @@ class ConnStats;
 
 class FlowTable {
  public:
-  // name must be unique per process (rte_hash names are global). readers: the QSBR variable of
-  // every thread that may call lookup_shared() (null: owner-only table).
+  // name: for messages only. readers: the QSBR variable of every thread that may call
+  // lookup_shared() (null: owner-only table, erased positions are reused at once).
   FlowTable(const std::string& name, uint32_t capacity, int socket_id,
             rte_rcu_qsbr* readers = nullptr);
   ~FlowTable();
   FlowTable(const FlowTable&) = delete;
   FlowTable& operator=(const FlowTable&) = delete;
 
-  bool ok() const { return hash_ != nullptr; }
+  bool ok() const { return buckets_ != nullptr; }
   uint32_t capacity() const { return capacity_; }
-  uint32_t size() const { return rte_hash_count(hash_); }
+  // Live keys. Any thread may read it (a relaxed snapshot).
+  uint32_t size() const { return __atomic_load_n(&count_, __ATOMIC_RELAXED); }
 
-  static constexpr uint32_t kHashInit = 0x7a6e6973;  // rte_hash's hash_func_init_val
-  static constexpr uint32_t kCacheSlots = 1024;      // 64 KiB per worker
+  static constexpr uint32_t kHashInit = 0x7a6e6973;
+  static constexpr unsigned kSlots = 7;  // per bucket; the 8th word is the overflow count
 
-  // The rte_hash signature of a key: rte_hash_crc(&key, 40, kHashInit), inlined.
+  // CRC32-C over the key's five words.
   static uint32_t hash(const FlowKey& key) {
 #if defined(__SSE4_2__)
     uint64_t w[5];
@@ -115,43 +122,30 @@ class FlowTable {
   }
 
   // idx[i] = entry index or -1 for a miss. n <= kBurstSize. Prefetches line 0 of every entry
-  // found, so the caller's per-packet loop finds them in cache (with 1M flows they are not).
+  // found, so the caller's per-packet loop finds them in cache.
   void lookup_bulk(const FlowKey* const* keys, unsigned n, int32_t* idx) {
-    const void* miss_keys[kBurstSize];
-    hash_sig_t miss_sig[kBurstSize];
-    uint8_t miss_at[kBurstSize];
-    unsigned nmiss = 0;
+    uint32_t h[kBurstSize];
     for (unsigned i = 0; i < n; i++) {
-      uint32_t h = hash(*keys[i]);
-      const CacheSlot& c = cache_[h & (kCacheSlots - 1)];
-      if (c.idx >= 0 && key_eq(c.key, *keys[i])) {
-        idx[i] = c.idx;
-        rte_prefetch0(&entries_[c.idx]);
-        continue;
-      }
-      miss_keys[nmiss] = keys[i];
-      miss_sig[nmiss] = h;
-      miss_at[nmiss++] = uint8_t(i);
+      h[i] = hash(*keys[i]);
+      rte_prefetch0(&buckets_[h[i] & mask_]);
     }
-    if (!nmiss) return;
-    int32_t pos[kBurstSize];
-    rte_hash_lookup_with_hash_bulk(hash_, miss_keys, miss_sig, nmiss, pos);
-    for (unsigned j = 0; j < nmiss; j++) {
-      idx[miss_at[j]] = pos[j] < 0 ? -1 : pos[j];
-      if (pos[j] >= 0) {
-        rte_prefetch0(&entries_[pos[j]]);
-        fill(*keys[miss_at[j]], miss_sig[j], pos[j]);
+    for (unsigned i = 0; i < n; i++) {
+      int32_t p = match_home(buckets_[h[i] & mask_], h[i]);
+      idx[i] = p;
+      if (p >= 0) {
+        rte_prefetch0(&keys_[p]);
+        rte_prefetch0(&entries_[p]);
       }
+    }
+    for (unsigned i = 0; i < n; i++) {
+      int32_t p = idx[i];
+      if (p >= 0 && key_eq(keys_[p], *keys[i])) continue;
+      idx[i] = find(*keys[i], h[i]);  // a miss, an overflowed key or a 32-bit hash collision
+      if (idx[i] >= 0) rte_prefetch0(&entries_[idx[i]]);
     }
   }
-  int32_t lookup(const FlowKey& key) {
-    uint32_t h = hash(key);
-    const CacheSlot& c = cache_[h & (kCacheSlots - 1)];
-    if (c.idx >= 0 && key_eq(c.key, key)) return c.idx;
-    int32_t pos = rte_hash_lookup_with_hash(hash_, &key, h);
-    if (pos < 0) return -1;
-    fill(key, h, pos);
-    return pos;
+  int32_t lookup(const FlowKey& key) const {
+    return find(key, hash(key));
   }
   // A burst packet's flow after lookup_bulk(): bulk_idx if it hit; on a miss, looked up again if
   // an earlier packet of the same burst inserted (*burst_inserted), else inserted (*created set,
@@ -168,19 +162,13 @@ class FlowTable {
     *created = true;
     return insert(key);
   }
-  // Any thread registered with the table's RCU variable (see the contract). No cache.
+  // Any thread registered with the table's RCU variable (see the contract).
   int32_t lookup_shared(const FlowKey& key) const {
-    int32_t pos = rte_hash_lookup_with_hash(hash_, &key, hash(key));
-    return pos < 0 ? -1 : pos;
+    return find(key, hash(key));
   }
-  // Returns the new entry index, or -1 if the table is full.
-  int32_t insert(const FlowKey& key) {
-    uint32_t h = hash(key);
-    int32_t pos = rte_hash_add_key_with_hash(hash_, &key, h);
-    if (pos < 0) return -1;
-    fill(key, h, pos);
-    return pos;
-  }
+  // The key's position: the existing one if the key is present, else a new one (its entry is
+  // the caller's to initialise). -1 if the table is full.
+  int32_t insert(const FlowKey& key);
   // The reply-index key of a DNATed outbound flow: the tuple its endpoint's replies carry
   // (endpoint -> client), zone kZoneReplyIndex.
   static FlowKey reply_index_key(const FlowKey& k, const FlowEntry& e) {
@@ -193,13 +181,7 @@ class FlowTable {
     return r;
   }
 
-  bool erase(const FlowKey& key) {
-    uint32_t h = hash(key);
-    int32_t pos = rte_hash_del_key_with_hash(hash_, &key, h);
-    if (pos < 0) return false;
-    forget(h, pos);
-    return true;
-  }
+  bool erase(const FlowKey& key);
   FlowEntry& entry(int32_t idx) {
     return entries_[idx];
   }
@@ -220,52 +202,102 @@ class FlowTable {
   // Key positions 0 .. positions()-1, for incremental scans by the owner (worker_mailbox.cpp):
   // key_at() is false for a position that holds no live key.
   uint32_t positions() const {
-    return uint32_t(rte_hash_max_key_id(hash_)) + 1;
+    return capacity_;
   }
   bool key_at(uint32_t pos, FlowKey* k) const {
-    void* kp;
-    if (rte_hash_get_key_with_position(hash_, int32_t(pos), &kp) != 0) return false;
-    std::memcpy(k, kp, sizeof *k);
+    if (pos >= capacity_ || !live_[pos]) return false;
+    *k = keys_[pos];
     return true;
   }
 
-  // Visits every entry (control/diagnostics; not on the hot path).
+  // Visits every entry (control/diagnostics by the owner; not on the hot path).
   template <typename F>
   void for_each(F&& f) const {
-    const void* key;
-    void* data;
-    uint32_t it = 0;
-    int32_t pos;
-    while ((pos = rte_hash_iterate(hash_, &key, &data, &it)) >= 0)
-      f(*static_cast<const FlowKey*>(key), entries_[pos]);
+    for (uint32_t pos = 0; pos < capacity_; pos++)
+      if (live_[pos]) f(keys_[pos], entries_[pos]);
   }
 
  private:
-  struct alignas(64) CacheSlot {
-    FlowKey key;
-    int32_t idx = -1;  // -1: empty
+  struct alignas(64) Bucket {
+    uint64_t slot[kSlots];  // (hash << 32) | (position + 1); 0: empty
+    uint32_t overflow;      // keys homed here that sit in a later bucket
+    uint32_t pad;
   };
-  void fill(const FlowKey& key, uint32_t h, int32_t pos) {
-    CacheSlot& c = cache_[h & (kCacheSlots - 1)];
-    c.key = key;
-    c.idx = pos;
-  }
-  void forget(uint32_t h, int32_t pos) {
-    CacheSlot& c = cache_[h & (kCacheSlots - 1)];
-    if (c.idx == pos) c.idx = -1;
+  static_assert(sizeof(Bucket) == 64);
+  static uint64_t load(const uint64_t& s) {
+    return __atomic_load_n(&s, __ATOMIC_ACQUIRE);
   }
 
-  rte_hash* hash_ = nullptr;
+  // The first slot of bucket b whose hash is h, as a position, or -1.
+  static int32_t match_home(const Bucket& b, uint32_t h) {
+    for (unsigned s = 0; s < kSlots; s++) {
+      uint64_t v = load(b.slot[s]);
+      if (uint32_t(v >> 32) == h && uint32_t(v) != 0) return int32_t(uint32_t(v) - 1);
+    }
+    return -1;
+  }
+  // Full lookup: every slot of the home bucket, then the buckets after it while keys homed there
+  // overflowed. *where (optional): bucket index * kSlots + slot of the key.
+  int32_t find(const FlowKey& key, uint32_t h, uint64_t* where = nullptr) const {
+    const uint32_t home = h & mask_;
+    const uint32_t probe = __atomic_load_n(&buckets_[home].overflow, __ATOMIC_ACQUIRE)
+                               ? __atomic_load_n(&max_probe_, __ATOMIC_ACQUIRE)
+                               : 0;
+    for (uint32_t d = 0; d <= probe; d++) {
+      const uint32_t bi = (home + d) & mask_;
+      const Bucket& b = buckets_[bi];
+      for (unsigned s = 0; s < kSlots; s++) {
+        uint64_t v = load(b.slot[s]);
+        if (uint32_t(v >> 32) != h || uint32_t(v) == 0) continue;
+        int32_t p = int32_t(uint32_t(v) - 1);
+        if (!key_eq(keys_[p], key)) continue;
+        if (where) *where = uint64_t(bi) * kSlots + s;
+        return p;
+      }
+    }
+    return -1;
+  }
+  int32_t alloc_position();
+  void release_position(uint32_t pos);
+  void reclaim();
+
+  std::string name_;
   uint32_t capacity_ = 0;
-  bool alloc_entries(size_t n, int socket_id);
+  uint32_t mask_ = 0;       // buckets - 1
+  uint32_t max_probe_ = 0;  // the farthest any key sits from its home bucket, in buckets
+  uint32_t count_ = 0;
+  Bucket* buckets_ = nullptr;
+  FlowKey* keys_ = nullptr;
+  FlowEntry* entries_ = nullptr;
+  uint8_t* live_ = nullptr;   // live_[pos]: the position holds a key
+  uint32_t* free_ = nullptr;  // free positions, a stack of n_free_
+  uint32_t n_free_ = 0;
+  // Erased positions waiting for a grace period (shared readers only): a ring of positions, and
+  // a ring of batches (the token taken after the batch's last position was unlinked, its size).
+  rte_rcu_qsbr* readers_ = nullptr;
+  uint32_t* pend_ = nullptr;
+  uint32_t pend_head_ = 0, pend_n_ = 0, open_n_ = 0;
+  struct Batch {
+    uint64_t token;
+    uint32_t n;
+  };
+  static constexpr uint32_t kBatches = 256;
+  Batch batch_[kBatches];
+  uint32_t batch_head_ = 0, n_batch_ = 0;
 
-  FlowEntry* entries_ = nullptr;  // n_entries_ of them, see alloc_entries()
-  size_t n_entries_ = 0;
-  size_t entries_bytes_ = 0;
-  bool entries_in_dpdk_ = false;
   uint32_t age_cursor_ = 0;
   ConnStats* conn_ = nullptr;
-  std::unique_ptr<CacheSlot[]> cache_;
+
+  // Large arrays: DPDK hugepages on the worker's socket when EAL has them, else an anonymous
+  // mapping the kernel may back with transparent huge pages.
+  struct Region {
+    void* p = nullptr;
+    size_t bytes = 0;
+    bool dpdk = false;
+  };
+  Region regions_[6];
+  unsigned n_regions_ = 0;
+  void* alloc_region(size_t bytes, int socket_id);
 };
 
 }  // namespace vanish::dp

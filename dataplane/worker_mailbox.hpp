@@ -4,7 +4,7 @@
 // Contract
 // - One control thread posts (post/wait); the owning worker serves (wants_service/take/
 //   complete, or serve_mailbox()) between bursts, so its flow table is only ever written by the
-//   worker (rte_hash is single-writer and iterating it is not safe against the writer).
+//   worker (the flow table has one writer, and a scan is not safe against it).
 // - The worker's check is one relaxed atomic load (plus a plain bool while a long request is in
 //   progress) per loop iteration, also when idle; it never blocks, never allocates: result
 //   buffers are sized by the control thread before posting.

@@ -11,6 +11,13 @@
 // inbound (where the verdict is made and cached per flow) is measured for each, the counts
 // interleaved over --rounds rounds, and the ratio to the first count printed (issue target: 10k
 // policies within 5 % of 1).
+// --flow-counts 1000,1000000: per-core flow scaling (issue target: 1M flows within 10 % of 1k).
+// Both directions, the counts interleaved over --rounds rounds (after one untimed pass that
+// creates every flow), ratio to the first count. Flow f is sleep -> httpbin-1 UDP, source port
+// 1024 + f % 60000, destination port 8080 + f / 60000, visited in order (each flow once per
+// `count` packets, like vanish-perf); the ports are patched into a copy of one template, so the
+// harness's own cost does not grow with the count. Inbound replays ESP that node-a sealed for
+// the same flows (8192 packets per pass, sealed untimed between passes).
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
 
@@ -39,6 +46,7 @@ struct Args {
   long packets = 0;
   std::string dir = "both";
   std::vector<int> policies;  // empty: the example config as it is
+  std::vector<int> flow_counts;
   int rounds = 3;
 };
 
@@ -215,6 +223,145 @@ int policy_mode(const Args& a, testing::Env& e) {
   return 0;
 }
 
+// Flow f of the --flow-counts mode (see the header).
+void set_flow(uint8_t* frame, uint32_t f) {
+  const uint16_t sp = uint16_t(1024 + f % 60000), dp = uint16_t(8080 + f / 60000);
+  frame[34] = uint8_t(sp >> 8);
+  frame[35] = uint8_t(sp);
+  frame[36] = uint8_t(dp >> 8);
+  frame[37] = uint8_t(dp);
+}
+
+// `n` packets of flows *cursor, *cursor + 1, .. (mod count) through `body`, in bursts; ns/packet.
+template <typename Body>
+double run_flows(rte_mempool* pool, const std::vector<uint8_t>& tmpl, uint32_t count,
+                 uint32_t* cursor, long n, Body&& body) {
+  dp::Burst b;
+  const uint64_t start = rte_rdtsc();
+  for (long done = 0; done < n; done += dp::kBurstSize) {
+    if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
+      std::fprintf(stderr, "pool exhausted\n");
+      std::exit(1);
+    }
+    for (uint16_t i = 0; i < dp::kBurstSize; i++) {
+      auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(b.pkts[i], uint16_t(tmpl.size())));
+      std::memcpy(p, tmpl.data(), tmpl.size());
+      set_flow(p, *cursor);
+      *cursor = *cursor + 1 == count ? 0 : *cursor + 1;
+    }
+    b.n = dp::kBurstSize;
+    body(b);
+  }
+  return double(rte_rdtsc() - start) / double(rte_get_tsc_hz()) * 1e9 / double(n);
+}
+
+// 8192 fabric frames node-a sealed for flows *cursor.. (mod count).
+std::vector<std::vector<uint8_t>> seal_flows(testing::Env& e, const std::vector<uint8_t>& tmpl,
+                                             uint32_t count, uint32_t* cursor) {
+  std::vector<std::vector<uint8_t>> enc;
+  while (enc.size() < 8192) {
+    run_flows(e.pool, tmpl, count, cursor, dp::kBurstSize, [&](dp::Burst& b) {
+      e.a.ctx.now = rte_rdtsc();
+      e.a.pipe.outbound(e.a.ctx, b);
+    });
+    for (uint16_t i = 0; i < e.a.ctx.to_fabric.n; i++) {
+      auto* p = rte_pktmbuf_mtod(e.a.ctx.to_fabric.pkts[i], const uint8_t*);
+      enc.emplace_back(p, p + rte_pktmbuf_data_len(e.a.ctx.to_fabric.pkts[i]));
+    }
+    free_tx(e.a.ctx);
+  }
+  return enc;
+}
+
+int flows_mode(const Args& a, testing::Env& e) {
+  const size_t nc = a.flow_counts.size();
+  for (int size : a.sizes) {
+    const std::vector<uint8_t> tmpl = frame(size, 0);
+    std::vector<uint32_t> out_cur(nc, 0), in_cur(nc, 0);
+    std::vector<std::vector<double>> out_ns(nc), in_ns(nc);
+    const uint64_t hz = rte_get_tsc_hz();
+    auto outbound = [&](size_t k, long n) {
+      return run_flows(e.pool, tmpl, uint32_t(a.flow_counts[k]), &out_cur[k], n, [&](dp::Burst& b) {
+        e.a.ctx.now = rte_rdtsc();
+        e.a.pipe.outbound(e.a.ctx, b);
+        free_tx(e.a.ctx);
+      });
+    };
+    // Inbound for about `seconds`: returns ns/packet over the timed passes only.
+    auto inbound = [&](size_t k, double seconds) {
+      double sum = 0;
+      long total = 0;
+      const uint64_t before = e.b.ctr.delivered;
+      const uint64_t end = rte_rdtsc() + uint64_t(seconds * double(hz));
+      do {
+        std::vector<std::vector<uint8_t>> enc =
+            seal_flows(e, tmpl, uint32_t(a.flow_counts[k]), &in_cur[k]);
+        Args one = a;
+        one.packets = long(enc.size());
+        long n;
+        sum += run(one, e.pool, enc, &n,
+                   [&](dp::Burst& b) {
+                     e.b.ctx.now = rte_rdtsc();
+                     e.b.pipe.inbound(e.b.ctx, b, false);
+                     free_tx(e.b.ctx);
+                   }) *
+               double(n);
+        total += n;
+      } while (rte_rdtsc() < end);
+      if (e.b.ctr.delivered - before != uint64_t(total)) {
+        std::fprintf(stderr, "inbound delivered %lu of %ld (drops %lu)\n",
+                     e.b.ctr.delivered - before, total, e.b.ctr.total_drops());
+        std::exit(1);
+      }
+      return sum / double(total);
+    };
+    // Untimed: every flow created on both nodes.
+    for (size_t k = 0; k < nc; k++) {
+      long n = (long(a.flow_counts[k]) + dp::kBurstSize - 1) / dp::kBurstSize * dp::kBurstSize;
+      outbound(k, n);
+      for (long done = 0; done < n; done += 8192) inbound(k, 0);
+    }
+    const uint64_t created = e.a.ctr.flows_created + e.b.ctr.flows_created;
+    for (int r = 0; r < a.rounds; r++) {
+      for (size_t k = 0; k < nc; k++) {
+        const uint64_t end = rte_rdtsc() + uint64_t(a.seconds * double(hz));
+        double sum = 0;
+        int passes = 0;
+        do {
+          sum += outbound(k, 65536);
+          passes++;
+        } while (rte_rdtsc() < end);
+        out_ns[k].push_back(sum / passes);
+        in_ns[k].push_back(inbound(k, a.seconds));
+      }
+    }
+    if (e.a.ctr.flows_created + e.b.ctr.flows_created != created) {
+      std::fprintf(stderr, "%lu flows were created while timing: the tables did not hold them\n",
+                   e.a.ctr.flows_created + e.b.ctr.flows_created - created);
+      return 1;
+    }
+    auto med = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    for (int d = 0; d < 2; d++) {
+      const char* dir = d == 0 ? "outbound" : "inbound";
+      auto& ns = d == 0 ? out_ns : in_ns;
+      const double base = med(ns[0]);
+      for (size_t k = 0; k < nc; k++) {
+        const double m = med(ns[k]);
+        std::printf("%-8s %5d B  %8d flows  %8.1f ns/pkt  %6.2f Mpps  ratio to %d: %.3f\n", dir,
+                    size, a.flow_counts[k], m, 1e3 / m, a.flow_counts[0], base / m);
+        std::printf(
+            "{\"bench\":\"pipeline_flows\",\"dir\":\"%s\",\"size\":%d,\"flows\":%d,"
+            "\"ns_per_pkt\":%.1f,\"mpps\":%.3f,\"ratio\":%.4f}\n",
+            d == 0 ? "out" : "in", size, a.flow_counts[k], m, 1e3 / m, base / m);
+      }
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -258,19 +405,36 @@ int main(int argc, char** argv) {
         a.policies.push_back(std::atoi(v.substr(p, c - p).c_str()));
         p = c == std::string::npos ? v.size() : c + 1;
       }
+    } else if (s == "--flow-counts") {
+      std::string v = val();
+      for (size_t p = 0; p < v.size();) {
+        size_t c = v.find(',', p);
+        int n = std::atoi(v.substr(p, c - p).c_str());
+        if (n < 1 || n > (1 << 22)) {
+          std::fprintf(stderr, "--flow-counts: %d out of range 1..4194304\n", n);
+          std::exit(2);
+        }
+        a.flow_counts.push_back(n);
+        p = c == std::string::npos ? v.size() : c + 1;
+      }
     } else if (s == "--rounds") {
       a.rounds = std::max(1, std::atoi(val().c_str()));
     } else {
       std::fprintf(stderr,
                    "usage: %s [--sizes L] [--flows N] [--seconds S] [--packets N] "
-                   "[--dir out|in|both] [--policies N,N..] [--rounds R]\n",
+                   "[--dir out|in|both] [--policies N,N..] [--flow-counts N,N..] [--rounds R]\n",
                    argv[0]);
       return 2;
     }
   }
   setenv("VANISH_HUGEPAGES", "1", 0);  // benchmarks prefer hugepages when free
-  auto& e = testing::env();
+  uint32_t capacity = 4096;
+  for (int c : a.flow_counts) {
+    while (capacity < 2u * uint32_t(c)) capacity <<= 1;  // two nodes' worth of headroom
+  }
+  auto& e = testing::env("", capacity);
   if (!a.policies.empty()) return policy_mode(a, e);
+  if (!a.flow_counts.empty()) return flows_mode(a, e);
   for (int size : a.sizes) {
     if (size < 60 || size > 1514) {
       std::fprintf(stderr, "size %d out of range 60..1514\n", size);

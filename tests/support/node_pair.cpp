@@ -17,7 +17,8 @@ namespace vanish::testing {
 
 namespace {
 
-void load_node(Node& n, const char* file, const char* name, rte_mempool* pool) {
+void load_node(Node& n, const char* file, const char* name, rte_mempool* pool,
+               uint32_t flow_capacity) {
   config::Config cfg;
   std::vector<std::string> errs;
   std::string path = std::string(VANISH_SOURCE_ROOT) + "/examples/" + file;
@@ -28,7 +29,7 @@ void load_node(Node& n, const char* file, const char* name, rte_mempool* pool) {
   std::vector<ctl::ConfigError> cerrs;
   n.snap = ctl::compile_snapshot(cfg, ctl::CompileOptions{1, 1}, nullptr, &cerrs);
   if (!n.snap) std::abort();
-  n.flows = std::make_unique<dp::FlowTable>(name, 4096, 0);
+  n.flows = std::make_unique<dp::FlowTable>(name, flow_capacity, 0);
   n.ctx.id = 0;
   n.ctx.snap = n.snap.get();
   n.ctx.flows = n.flows.get();
@@ -46,8 +47,8 @@ void Node::flush() {
   ctx.to_local.n = ctx.to_fabric.n = 0;
 }
 
-Env& env(const char* config_suffix) {
-  static Env* e = [config_suffix] {
+Env& env(const char* config_suffix, uint32_t flow_capacity) {
+  static Env* e = [config_suffix, flow_capacity] {
     std::string prefix = "--file-prefix=vanish-np-" + std::to_string(getpid());
     // Benchmarks ask for hugepages (VANISH_HUGEPAGES=1) when enough are free; tests run without.
     bool huge = false;
@@ -67,9 +68,9 @@ Env& env(const char* config_suffix) {
     env->pool = rte_pktmbuf_pool_create("np_pool", 8191, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     if (!env->pool) std::abort();
     load_node(env->a, (std::string("node-a") + config_suffix + ".textproto").c_str(), "np_flows_a",
-              env->pool);
+              env->pool, flow_capacity);
     load_node(env->b, (std::string("node-b") + config_suffix + ".textproto").c_str(), "np_flows_b",
-              env->pool);
+              env->pool, flow_capacity);
     return env;
   }();
   return *e;

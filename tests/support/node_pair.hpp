@@ -27,8 +27,10 @@ struct Env {
   Node a, b;
 };
 
-// Initialises on first use. `config_suffix` picks e.g. the "-v6fabric" example variants.
-Env& env(const char* config_suffix = "");
+// Initialises on first use (later calls return the same Env, whatever they ask for).
+// `config_suffix` picks e.g. the "-v6fabric" example variants; `flow_capacity` sizes each node's
+// flow table.
+Env& env(const char* config_suffix = "", uint32_t flow_capacity = 4096);
 
 // Copies bytes into a fresh mbuf (nullptr if too large or no mbuf).
 rte_mbuf* make_mbuf(const uint8_t* data, size_t len);

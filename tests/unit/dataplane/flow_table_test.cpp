@@ -1,0 +1,208 @@
+// FlowTable on its own: a reference model (std::unordered_map) under random inserts, erases and
+// bulk lookups; keys forced into one home bucket so they overflow into the next buckets; a full
+// table; positions reused only after a grace period when there are shared readers.
+#include <gtest/gtest.h>
+#include <rte_rcu_qsbr.h>
+
+#include <random>
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+#include "dataplane/flow_table.hpp"
+
+namespace dp = vanish::dp;
+
+namespace {
+
+dp::FlowKey key_of(uint32_t i, uint8_t zone = dp::kZoneOutbound) {
+  dp::FlowKey k{};
+  k.src[10] = k.src[11] = 0xff;
+  std::memcpy(&k.src[12], &i, 4);
+  k.dst[15] = 7;
+  k.sport = uint16_t(i * 7919);
+  k.dport = 80;
+  k.proto = 6;
+  k.zone = zone;
+  return k;
+}
+
+// Keys 0.. whose home bucket (in a table of `capacity`) is `bucket`.
+std::vector<dp::FlowKey> keys_homed_at(uint32_t capacity, uint32_t bucket, unsigned n) {
+  uint32_t nb = 1;
+  while (nb < (capacity + 3) / 4) nb <<= 1;
+  std::vector<dp::FlowKey> out;
+  for (uint32_t i = 0; out.size() < n; i++) {
+    dp::FlowKey k = key_of(i);
+    if ((dp::FlowTable::hash(k) & (nb - 1)) == bucket) out.push_back(k);
+  }
+  return out;
+}
+
+std::vector<int32_t> bulk(dp::FlowTable& t, const std::vector<dp::FlowKey>& keys) {
+  std::vector<int32_t> out;
+  for (size_t at = 0; at < keys.size(); at += dp::kBurstSize) {
+    const dp::FlowKey* kp[dp::kBurstSize];
+    int32_t idx[dp::kBurstSize];
+    unsigned n = unsigned(std::min<size_t>(dp::kBurstSize, keys.size() - at));
+    for (unsigned i = 0; i < n; i++) kp[i] = &keys[at + i];
+    t.lookup_bulk(kp, n, idx);
+    out.insert(out.end(), idx, idx + n);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(FlowTable, MatchesAReferenceModelUnderRandomOperations) {
+  dp::FlowTable t("ft_model", 1000, SOCKET_ID_ANY);
+  ASSERT_TRUE(t.ok());
+  std::unordered_map<uint32_t, int32_t> model;  // key id -> position
+  std::mt19937 rng(12345);
+  unsigned full = 0;
+  for (int op = 0; op < 60000; op++) {
+    uint32_t id = rng() % 3000;
+    dp::FlowKey k = key_of(id);
+    auto it = model.find(id);
+    switch (rng() % 3) {
+      case 0: {  // insert
+        int32_t p = t.insert(k);
+        if (it != model.end()) {
+          ASSERT_EQ(p, it->second) << "inserting a present key returns its position";
+        } else if (model.size() == t.capacity()) {
+          ASSERT_EQ(p, -1) << "full";
+          full++;
+        } else {
+          ASSERT_GE(p, 0);
+          ASSERT_LT(uint32_t(p), t.capacity());
+          model[id] = p;
+        }
+        break;
+      }
+      case 1:  // erase
+        ASSERT_EQ(t.erase(k), it != model.end());
+        if (it != model.end()) model.erase(it);
+        break;
+      default:
+        ASSERT_EQ(t.lookup(k), it == model.end() ? -1 : it->second);
+    }
+    ASSERT_EQ(t.size(), model.size());
+  }
+  EXPECT_GT(full, 0u) << "the walk reached a full table";
+  // Bulk lookups agree with the model for present and absent keys; positions are distinct.
+  std::vector<dp::FlowKey> keys;
+  for (uint32_t id = 0; id < 3000; id++) keys.push_back(key_of(id));
+  std::vector<int32_t> got = bulk(t, keys);
+  std::set<int32_t> seen;
+  for (uint32_t id = 0; id < 3000; id++) {
+    auto it = model.find(id);
+    ASSERT_EQ(got[id], it == model.end() ? -1 : it->second) << "key " << id;
+    if (got[id] >= 0) {
+      EXPECT_TRUE(seen.insert(got[id]).second) << "position used twice";
+    }
+  }
+  // key_at / for_each see exactly the live keys.
+  size_t visited = 0;
+  t.for_each([&](const dp::FlowKey& k, const dp::FlowEntry&) {
+    visited++;
+    EXPECT_GE(t.lookup(k), 0);
+  });
+  EXPECT_EQ(visited, model.size());
+  size_t live = 0;
+  for (uint32_t p = 0; p < t.positions(); p++) {
+    dp::FlowKey k;
+    if (t.key_at(p, &k)) {
+      live++;
+      EXPECT_EQ(t.lookup(k), int32_t(p));
+    }
+  }
+  EXPECT_EQ(live, model.size());
+}
+
+TEST(FlowTable, KeysThatOverflowTheirHomeBucketAreFoundAndRemoved) {
+  // 20 keys with one home bucket: 7 fit, 13 go to the next buckets.
+  constexpr uint32_t kCap = 256;
+  std::vector<dp::FlowKey> keys = keys_homed_at(kCap, 5, 20);
+  // Keys homed at the next bucket, inserted after: they find their home full of overflow.
+  std::vector<dp::FlowKey> next = keys_homed_at(kCap, 6, 4);
+  dp::FlowTable t("ft_overflow", kCap, SOCKET_ID_ANY);
+  ASSERT_TRUE(t.ok());
+  std::vector<int32_t> pos;
+  for (auto& k : keys) pos.push_back(t.insert(k));
+  for (auto& k : next) pos.push_back(t.insert(k));
+  std::vector<dp::FlowKey> all = keys;
+  all.insert(all.end(), next.begin(), next.end());
+  for (size_t i = 0; i < all.size(); i++) {
+    ASSERT_GE(pos[i], 0);
+    EXPECT_EQ(t.lookup(all[i]), pos[i]) << i;
+  }
+  EXPECT_EQ(bulk(t, all), pos);
+  // Erase the ones in the home bucket: the overflowed ones stay reachable.
+  for (int i = 0; i < 7; i++) EXPECT_TRUE(t.erase(keys[i]));
+  for (int i = 0; i < 7; i++) EXPECT_EQ(t.lookup(keys[i]), -1);
+  for (size_t i = 7; i < all.size(); i++) EXPECT_EQ(t.lookup(all[i]), pos[i]) << i;
+  // Re-inserting fills the holes; everything is still found once.
+  for (int i = 0; i < 7; i++) pos[i] = t.insert(keys[i]);
+  std::set<int32_t> distinct(pos.begin(), pos.end());
+  EXPECT_EQ(distinct.size(), pos.size());
+  EXPECT_EQ(bulk(t, all), pos);
+  // Erase everything: nothing is left, and an absent key homed there is a miss.
+  for (auto& k : all) EXPECT_TRUE(t.erase(k));
+  EXPECT_EQ(t.size(), 0u);
+  for (auto& k : all) EXPECT_EQ(t.lookup(k), -1);
+  EXPECT_FALSE(t.erase(all[0]));
+}
+
+TEST(FlowTable, AFullTableRefusesNewKeysAndTakesThemAfterAnErase) {
+  dp::FlowTable t("ft_full", 64, SOCKET_ID_ANY);
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t.capacity(), 64u);
+  for (uint32_t i = 0; i < 64; i++) ASSERT_GE(t.insert(key_of(i)), 0);
+  EXPECT_EQ(t.insert(key_of(1000)), -1);
+  EXPECT_EQ(t.insert(key_of(3)), t.lookup(key_of(3))) << "a present key is not a new one";
+  int32_t p = t.lookup(key_of(10));
+  EXPECT_TRUE(t.erase(key_of(10)));
+  EXPECT_EQ(t.insert(key_of(1000)), p) << "the freed position is reused (no readers)";
+}
+
+TEST(FlowTable, SameKeyInAnotherZoneIsAnotherFlow) {
+  dp::FlowTable t("ft_zone", 64, SOCKET_ID_ANY);
+  int32_t a = t.insert(key_of(1, dp::kZoneOutbound));
+  int32_t b = t.insert(key_of(1, dp::kZoneInbound));
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(t.erase(key_of(1, dp::kZoneOutbound)));
+  EXPECT_EQ(t.lookup(key_of(1, dp::kZoneInbound)), b);
+}
+
+TEST(FlowTable, SharedReadersDelayReuseInBatches) {
+  size_t sz = rte_rcu_qsbr_get_memsize(2);
+  std::vector<uint64_t> mem((sz + 7) / 8 + 8);
+  auto* v =
+      reinterpret_cast<rte_rcu_qsbr*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~63ull);
+  ASSERT_EQ(rte_rcu_qsbr_init(v, 2), 0);
+  ASSERT_EQ(rte_rcu_qsbr_thread_register(v, 1), 0);
+  rte_rcu_qsbr_thread_online(v, 1);
+  {
+    dp::FlowTable t("ft_rcu", 300, SOCKET_ID_ANY, v);
+    ASSERT_TRUE(t.ok());
+    for (uint32_t i = 0; i < 300; i++) ASSERT_GE(t.insert(key_of(i)), 0);
+    // 200 erases: several batches (64 each and a partial one), none reusable yet.
+    for (uint32_t i = 0; i < 200; i++) ASSERT_TRUE(t.erase(key_of(i)));
+    EXPECT_EQ(t.lookup_shared(key_of(5)), -1);
+    EXPECT_EQ(t.lookup_shared(key_of(250)), t.lookup(key_of(250)));
+    EXPECT_EQ(t.insert(key_of(1000)), -1) << "reader 1 may still hold every erased position";
+    rte_rcu_qsbr_quiescent(v, 1);
+    std::set<int32_t> got;
+    for (uint32_t i = 0; i < 200; i++) {
+      int32_t p = t.insert(key_of(1000 + i));
+      ASSERT_GE(p, 0) << i;
+      EXPECT_TRUE(got.insert(p).second);
+    }
+    EXPECT_EQ(t.insert(key_of(5000)), -1);
+    EXPECT_EQ(t.size(), 300u);
+  }
+  rte_rcu_qsbr_thread_offline(v, 1);
+  rte_rcu_qsbr_thread_unregister(v, 1);
+}
