@@ -527,6 +527,36 @@ class Lab:
                          "ns_per_pkt": j["ns_per_pkt"], "ok": True})
         return out
 
+    def flows_per_core(self) -> List[dict]:
+        """vanish-pipeline-bench --flow-counts: one core, no ports, 1k vs 1M flows interleaved."""
+        exe = self.a.pipeline_bench
+        if not exe:
+            log("no vanish-pipeline-bench: per-core flow scaling skipped")
+            return []
+        cmd = [exe, "--sizes", "64", "--flow-counts", "1000,1000000", "--rounds",
+               "3" if self.a.quick else "5", "--seconds", "0.5" if self.a.quick else "1"]
+        env = dict(os.environ, VANISH_HUGEPAGES="0" if self.a.no_huge else "1")
+        log("flows per core: " + " ".join(cmd[1:]))
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        except subprocess.TimeoutExpired:
+            log("vanish-pipeline-bench timed out")
+            return []
+        with open(os.path.join(self.a.out, "logs", "pipeline-flows.log"), "w") as lf:
+            lf.write(p.stdout + p.stderr)
+        out = []
+        for ln in p.stdout.splitlines():
+            if ln.startswith("{") and '"pipeline_flows"' in ln:
+                j = json.loads(ln)
+                out.append(self.record({"scenario": "flows_per_core", "system": "vanishd",
+                                        "dir": j["dir"], "size": str(j["size"]),
+                                        "flows": j["flows"], "mpps": j["mpps"],
+                                        "ns_per_pkt": j["ns_per_pkt"], "ratio_to_1k": j["ratio"],
+                                        "ok": True}))
+        if p.returncode != 0 or not out:
+            log(f"vanish-pipeline-bench failed (exit {p.returncode}), see logs/pipeline-flows.log")
+        return out
+
     def pcap_harness(self) -> List[dict]:
         sizes = "64,1420" if self.a.quick else "64,256,512,1024,1420,imix"
         jl = os.path.join(self.a.out, "pcap-harness.jsonl")
@@ -717,6 +747,19 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
                 md.append(f"| {s} | {fmt(se and se['mpps'])} | {fmt(op and op['mpps'])} |")
         md.append("")
     # flows
+    pc = [r for r in R if r.get("scenario") == "flows_per_core" and r.get("ok")]
+    pc_ratio = {}
+    if pc:
+        md += ["## Scaling with flows, per core (vanish-pipeline-bench, in-process, no ports, 64 B)", "",
+               "One core runs node-a's outbound or node-b's inbound pipeline (crypto included) on "
+               "mbufs the benchmark fills; 1k and 1M flows interleaved over rounds, medians.", "",
+               "| dir | flows | ns/packet | Mpps | ratio to 1k |", "|---|---|---|---|---|"]
+        for r in pc:
+            md.append(f"| {r['dir']} | {r['flows']} | {r['ns_per_pkt']:.1f} | {fmt(r['mpps'])} | "
+                      f"{fmt(r['ratio_to_1k'])} |")
+            if r["flows"] == 1000000:
+                pc_ratio[r["dir"]] = r["ratio_to_1k"]
+        md.append("")
     fl = [r for r in R if r.get("scenario") == "flows" and r.get("ok")]
     if fl:
         counts = sorted({r["flows"] for r in fl})
@@ -829,6 +872,8 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
             rr("out", "1420", "ratio_bound", rows=rows_pcap), 0.85),
            ("inbound >= 1.2x secgw at 64 B", "memif", rr("in", "64"), 1.2),
            ("inbound >= 1.2x secgw at 1420 B", "memif", rr("in", "1420"), 1.2),
+           ("1M flows within 10 % of 1k, outbound", "per-core (in-process)", pc_ratio.get("out"), 0.9),
+           ("1M flows within 10 % of 1k, inbound", "per-core (in-process)", pc_ratio.get("in"), 0.9),
            ("1M flows within 10 % of 1k, outbound", "memif", fl1, 0.9),
            ("1M flows within 10 % of 1k, inbound", "memif", fl2, 0.9)]
     md += ["## Targets (issue 6; one worker, ratios from this run)", "",
@@ -921,6 +966,8 @@ def main(argv=None) -> int:
     p.add_argument("--vanishctl", default=find_build("vanishctl", "ctl"))
     p.add_argument("--vanish-perf", dest="vanish_perf", default=find_build("vanish-perf", "perf"))
     p.add_argument("--crypto-bench", default=find_build("vanish-crypto-bench", "perf"))
+    p.add_argument("--pipeline-bench", dest="pipeline_bench",
+                   default=find_build("vanish-pipeline-bench", "perf"))
     p.add_argument("--secgw", default=None, help="ipsec-secgw binary (default: perf/secgw/build.sh)")
     p.add_argument("--testpmd", default=shutil.which("dpdk-testpmd") or "dpdk-testpmd")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -973,18 +1020,23 @@ def main(argv=None) -> int:
                         for sy in order:
                             lab.throughput(sy, d, s)
         if "flows" in groups:
+            # Per core first (in-process pipeline, no ports: the stable figure), then memif.
+            lab.flows_per_core()
             counts = [1, 1000, 1000000]
-            for d in ("out", "in"):
-                for c in counts:
-                    # 1M flows: the warm-up must create every flow first.
-                    lab.throughput("vanishd", d, "64", flows=c, scenario="flows",
-                                   extra=["--flows", "2097152"] if c > 200000 else [],
-                                   warmup=max(a.warmup, 4.0 if c > 200000 else a.warmup))
-                # The harness's own cost of many flows (the generator builds and the receiver
-                # checks per-flow headers): testpmd io forwarding at the same counts.
-                if "testpmd" in systems:
-                    for c in counts[1:]:
-                        lab.throughput("testpmd", d, "64", flows=c, scenario="flows")
+            # Rounds interleave the counts so drifts in the machine's speed hit all of them; the
+            # report takes medians.
+            for rnd in range(max(a.repeat, 3)):
+                for d in ("out", "in"):
+                    for c in (counts if rnd == 0 else counts[1:]):
+                        # 1M flows: the warm-up must create every flow first.
+                        lab.throughput("vanishd", d, "64", flows=c, scenario="flows",
+                                       extra=["--flows", "2097152"] if c > 200000 else [],
+                                       warmup=max(a.warmup, 4.0 if c > 200000 else a.warmup))
+                    # The harness's own cost of many flows (the generator builds and the
+                    # receiver checks per-flow headers): testpmd io forwarding, same counts.
+                    if "testpmd" in systems and rnd == 0:
+                        for c in counts[1:]:
+                            lab.throughput("testpmd", d, "64", flows=c, scenario="flows")
         if "policies" in groups:
             for c in (1, 10000):
                 cfg = lab.config_with_policies(c, "pol")
