@@ -76,7 +76,13 @@ struct IpAddr {
   }
   const uint8_t* v4_bytes() const { return b.data() + 12; }
   bool is_unspecified() const { return *this == IpAddr{}; }
-  friend bool operator==(const IpAddr&, const IpAddr&) = default;
+  // Two 64-bit compares (the defaulted one calls memcmp, on every per-packet workload lookup).
+  friend bool operator==(const IpAddr& x, const IpAddr& y) {
+    uint64_t a[2], c[2];
+    std::memcpy(a, x.b.data(), 16);
+    std::memcpy(c, y.b.data(), 16);
+    return ((a[0] ^ c[0]) | (a[1] ^ c[1])) == 0;
+  }
   std::string str() const;
   // Accepts dotted IPv4 or textual IPv6.
   static bool parse(const std::string& s, IpAddr* out);
