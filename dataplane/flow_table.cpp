@@ -82,6 +82,8 @@ int32_t FlowTable::insert(const FlowKey& key) {
     for (unsigned s = 0; s < kSlots; s++) {
       if (b.slot[s] != 0) continue;
       keys_[p] = key;
+      entries_[p].tag = FlowTag{};
+      FlowTag::of(key, &entries_[p].tag);
       live_[p] = 1;
       if (d > 0) {
         if (d > max_probe_) __atomic_store_n(&max_probe_, d, __ATOMIC_RELEASE);

@@ -49,38 +49,69 @@ enum class NatKind : uint8_t {
   kUnDnat,  // reply from that endpoint: source -> the VIP (nat_addr:nat_port)
 };
 
+// An IPv4 flow's 40-byte key (both addresses IPv4-mapped) in 16 bytes: the two IPv4 addresses
+// and the ports / proto / zone / pad word, with bit 63 set, so a valid tag is never all zeros.
+// Two keys with valid tags are equal exactly when their tags are. Other keys (IPv6) have none.
+struct FlowTag {
+  uint64_t addrs = 0;  // src4 | dst4 << 32, network byte order inside each half
+  uint64_t rest = 0;   // key bytes 32..39, | 1 << 63
+
+  static constexpr uint64_t kValid = 1ull << 63;
+  // False for a key that has no tag (not IPv4-mapped, or bit 63 of its last word set).
+  static bool of(const FlowKey& k, FlowTag* t) {
+    uint64_t w[5];
+    std::memcpy(w, &k, sizeof w);
+    // IPv4-mapped: bytes 0..9 zero, bytes 10..11 0xff (little-endian: the low word of w[1], w[3]).
+    if ((w[0] | w[2]) != 0 || uint32_t(w[1]) != 0xffff0000u || uint32_t(w[3]) != 0xffff0000u ||
+        (w[4] & kValid))
+      return false;
+    t->addrs = (w[1] >> 32) | (w[3] & 0xffffffff00000000ull);
+    t->rest = w[4] | kValid;
+    return true;
+  }
+  bool operator==(const FlowTag& o) const { return ((addrs ^ o.addrs) | (rest ^ o.rest)) == 0; }
+};
+
 // Two cache lines, 64-byte aligned. Line 0 holds everything a packet of an established flow reads
-// or writes (the classify/authorize hit path and the stages after it); line 1 what only a new
-// flow, a re-classification, NAT or the control thread's views touch. lookup_bulk() prefetches
-// line 0 of every hit.
+// or writes (the classify/authorize hit path and the stages after it) and, for IPv4 flows, the
+// key's tag, so a hit reads one line besides its bucket; line 1 what only a new flow, a
+// re-classification, NAT, hairpin delivery or the control thread's views touch. lookup_bulk()
+// prefetches line 0 of every hit.
 struct alignas(64) FlowEntry {
   // --- line 0: per packet
-  uint64_t generation;  // snapshot generation the decision was made under
+  FlowTag tag;  // written by FlowTable only (FlowTable::reset() keeps it); zero: no tag
   uint64_t packets, bytes;
   uint64_t last_tsc;
-  uint32_t dst_workload;
-  uint32_t identity;  // source identity id
-  uint32_t node;      // destination node
-  uint32_t conn;      // istio_tcp_* aggregate: ConnStats slot * 2 + dir (conn_metrics.hpp)
+  uint32_t generation;  // gen32() of the snapshot generation the decision was made under
+  uint32_t identity;    // source identity id
+  uint32_t node;        // destination node
+  uint32_t conn;        // istio_tcp_* aggregate: ConnStats slot * 2 + dir (conn_metrics.hpp)
+  uint16_t entropy;     // inner (Geneve) UDP source port: hash of the 5-tuple, made once
   FlowAction action;
   uint8_t drop_reason;  // when action == kDrop
   uint8_t is_static;    // pinned by an operator: never aged
   uint8_t is_reply;     // a reply to a flow a local workload opened (no authorization needed)
-  uint16_t entropy;     // inner (Geneve) UDP source port: hash of the 5-tuple, made once
   NatKind nat;          // per-packet rewrite (nat.hpp)
   uint8_t host_state;   // egress hostname inspection (HostState, stage_hostname.hpp)
-  uint16_t nat_port;    // network order; the new destination / source port
-  // --- line 1: new flows, NAT, views
+  // --- line 1: new flows, NAT, hairpin, views
   alignas(64) IpAddr nat_addr;  // kDnat: new destination; kUnDnat: new source (the VIP)
   uint64_t created_tsc;
+  uint32_t dst_workload;  // read per packet only for hairpin delivery
   uint32_t src_workload;
   uint32_t service;       // ServiceIdx when the flow went to a VIP, else kInvalidIdx
   uint32_t policy;        // authz PolicyId that decided (kDenyMatched / kAllowMatched), else ~0
   uint32_t authz_reason;  // authz::Reason + 1 when authorization ran, else 0
   uint32_t host_pattern = kInvalidIdx;  // egress: HostPolicy pattern that decided, if any
+  uint16_t nat_port;                    // network order; the new destination / source port
 };
 static_assert(sizeof(FlowEntry) <= 128, "DESIGN.md budget: a flow entry <= 128 bytes");
 static_assert(offsetof(FlowEntry, nat_addr) == 64, "the per-packet fields fill line 0");
+
+// An entry's generation field: the low 32 bits of a snapshot generation (line 0 has no room for
+// 64). Two generations 2^32 applies apart compare equal; an entry that old has long been aged.
+inline uint32_t gen32(uint64_t generation) {
+  return uint32_t(generation);
+}
 
 class ConnStats;
 
@@ -129,17 +160,22 @@ class FlowTable {
       h[i] = hash(*keys[i]);
       rte_prefetch0(&buckets_[h[i] & mask_]);
     }
+    FlowTag tag[kBurstSize];
+    bool tagged[kBurstSize];
     for (unsigned i = 0; i < n; i++) {
       int32_t p = match_home(buckets_[h[i] & mask_], h[i]);
       idx[i] = p;
+      tagged[i] = FlowTag::of(*keys[i], &tag[i]);
       if (p >= 0) {
-        rte_prefetch0(&keys_[p]);
         rte_prefetch0(&entries_[p]);
+        if (!tagged[i]) rte_prefetch0(&keys_[p]);  // IPv4 keys compare with line 0's tag
       }
     }
     for (unsigned i = 0; i < n; i++) {
       int32_t p = idx[i];
-      if (p >= 0 && key_eq(keys_[p], *keys[i])) continue;
+      if (p >= 0 && (tagged[i] && entries_[p].tag.rest ? entries_[p].tag == tag[i]
+                                                       : key_eq(keys_[p], *keys[i])))
+        continue;
       idx[i] = find(*keys[i], h[i]);  // a miss, an overflowed key or a 32-bit hash collision
       if (idx[i] >= 0) rte_prefetch0(&entries_[idx[i]]);
     }
@@ -182,6 +218,15 @@ class FlowTable {
   }
 
   bool erase(const FlowKey& key);
+  // A fresh entry at a position insert() returned: every field value-initialised except the tag
+  // (assigning FlowEntry{} instead would clear it, which costs IPv4 hits the key line).
+  FlowEntry& reset(int32_t idx) {
+    FlowEntry& e = entries_[idx];
+    const FlowTag t = e.tag;
+    e = FlowEntry{};
+    e.tag = t;
+    return e;
+  }
   FlowEntry& entry(int32_t idx) {
     return entries_[idx];
   }

@@ -49,7 +49,7 @@ void OutboundClassify::classify(WorkerCtx& ctx, const FlowKey& key, FlowEntry& e
   const uint8_t prev_drop = e.drop_reason;
   e.host_state = kHostNone;
   e.host_pattern = kInvalidIdx;
-  e.generation = s.generation;
+  e.generation = gen32(s.generation);
   e.action = FlowAction::kDrop;
   e.src_workload = e.dst_workload = kInvalidIdx;
   e.node = kInvalidIdx;
@@ -132,8 +132,7 @@ bool OutboundClassify::index_reply(WorkerCtx& ctx, const FlowKey& key, const Flo
   FlowKey ri = FlowTable::reply_index_key(key, e);
   int32_t p = ctx.flows->insert(ri);
   if (p < 0) return false;
-  FlowEntry& r = ctx.flows->entry(p);
-  r = FlowEntry{};
+  FlowEntry& r = ctx.flows->reset(p);
   r.generation = e.generation;
   r.created_tsc = r.last_tsc = ctx.now;
   r.action = FlowAction::kDeliver;
@@ -168,8 +167,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
       continue;
     }
     if (fresh) {
-      FlowEntry& e = ctx.flows->entry(fi);
-      e = FlowEntry{};
+      FlowEntry& e = ctx.flows->reset(fi);
       e.created_tsc = ctx.now;
       e.entropy = uint16_t(0xC000 | (rte_hash_crc(&info.key, sizeof(FlowKey), 0) & 0x3fff));
       classify(ctx, info.key, e);
@@ -185,7 +183,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
     } else {
       hits++;
       FlowEntry& e = ctx.flows->entry(fi);
-      if (e.generation != s.generation && !e.is_static && info.key.zone == kZoneOutbound) {
+      if (e.generation != gen32(s.generation) && !e.is_static && info.key.zone == kZoneOutbound) {
         bool had = e.nat == NatKind::kDnat;
         FlowKey old_ri = had ? FlowTable::reply_index_key(info.key, e) : FlowKey{};
         classify(ctx, info.key, e);
@@ -216,7 +214,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
     info.flow = uint32_t(fi);
     info.action = e.action;
     info.node = e.node;
-    info.dst_workload = e.dst_workload;
+    if (e.action == FlowAction::kHairpin) info.dst_workload = e.dst_workload;  // line 1
     info.identity = e.identity;
     info.entropy = e.entropy;
     b.keep(i, keep);

@@ -147,8 +147,7 @@ void add_flow(const MailRequest& q, MailResult& r, WorkerCtx& ctx) {
       r.error = MailError::kTableFull;
       return;
     }
-    FlowEntry& e = t.entry(pos);
-    e = FlowEntry{};
+    FlowEntry& e = t.reset(pos);
     e.created_tsc = ctx.now;
     e.entropy = uint16_t(0xC000 | (rte_hash_crc(&key, sizeof(FlowKey), 0) & 0x3fff));
     e.service = e.policy = kInvalidIdx;
@@ -161,7 +160,7 @@ void add_flow(const MailRequest& q, MailResult& r, WorkerCtx& ctx) {
   const uint32_t* sw = s.workload_by_ip.find(key.src_ip());
   const uint32_t* dw = s.workload_by_ip.find(key.dst_ip());
   if (q.deny) {
-    e.generation = s.generation;
+    e.generation = gen32(s.generation);
     e.action = FlowAction::kDrop;
     e.drop_reason = uint8_t(DropReason::kStaticDeny);
     e.src_workload = sw ? *sw : kInvalidIdx;
@@ -181,7 +180,7 @@ void add_flow(const MailRequest& q, MailResult& r, WorkerCtx& ctx) {
     }
     OutboundClassify::classify(ctx, key, e);
   } else {  // inbound, as InboundAuthorize decides a new flow
-    e.generation = s.generation;
+    e.generation = gen32(s.generation);
     e.src_workload = sw ? *sw : kInvalidIdx;
     e.dst_workload = dw ? *dw : kInvalidIdx;
     e.identity = sw ? s.workloads[*sw].identity.value : 0;

@@ -15,9 +15,15 @@ namespace dp = vanish::dp;
 
 namespace {
 
+// Key i: IPv4 (IPv4-mapped, tagged) unless i % 5 == 4, then IPv6 (compared in full).
 dp::FlowKey key_of(uint32_t i, uint8_t zone = dp::kZoneOutbound) {
   dp::FlowKey k{};
-  k.src[10] = k.src[11] = 0xff;
+  if (i % 5 == 4) {
+    k.src[0] = 0xfd;
+  } else {
+    k.src[10] = k.src[11] = 0xff;
+    k.dst[10] = k.dst[11] = 0xff;
+  }
   std::memcpy(&k.src[12], &i, 4);
   k.dst[15] = 7;
   k.sport = uint16_t(i * 7919);
@@ -205,4 +211,43 @@ TEST(FlowTable, SharedReadersDelayReuseInBatches) {
   }
   rte_rcu_qsbr_thread_offline(v, 1);
   rte_rcu_qsbr_thread_unregister(v, 1);
+}
+
+TEST(FlowTable, Ipv4KeysCarryATagAndIpv6KeysCompareInFull) {
+  dp::FlowKey v4 = key_of(42);  // 42 % 5 != 4: IPv4
+  dp::FlowTag t;
+  ASSERT_TRUE(dp::FlowTag::of(v4, &t));
+  EXPECT_NE(t.rest & dp::FlowTag::kValid, 0u) << "a valid tag is never zero";
+  // Any byte of the key changes the tag, except for keys that have none.
+  for (size_t byte = 12; byte < sizeof(dp::FlowKey); byte++) {
+    if (byte >= 16 && byte < 28) continue;  // dst bytes 0..11: the IPv4-mapped prefix
+    dp::FlowKey k = v4;
+    reinterpret_cast<uint8_t*>(&k)[byte] ^= 0x01;
+    dp::FlowTag u;
+    if (dp::FlowTag::of(k, &u)) {
+      EXPECT_FALSE(u == t) << "byte " << byte;
+    }
+  }
+  dp::FlowKey v6 = v4;
+  v6.src[10] = 0;  // no longer IPv4-mapped
+  EXPECT_FALSE(dp::FlowTag::of(v6, &t));
+
+  dp::FlowTable tb("ft_tag", 256, SOCKET_ID_ANY);
+  int32_t p4 = tb.insert(v4), p6 = tb.insert(v6);
+  ASSERT_GE(p4, 0);
+  ASSERT_GE(p6, 0);
+  EXPECT_NE(tb.entry(p4).tag.rest, 0u);
+  EXPECT_EQ(tb.entry(p6).tag.rest, 0u);
+  EXPECT_EQ(bulk(tb, {v4, v6}), (std::vector<int32_t>{p4, p6}));
+  // reset() keeps the tag; assigning a whole entry clears it, and lookups still find the key
+  // (full compare), only slower.
+  tb.entry(p4).packets = 9;
+  dp::FlowEntry& e = tb.reset(p4);
+  EXPECT_EQ(e.packets, 0u);
+  EXPECT_NE(e.tag.rest, 0u);
+  tb.entry(p4) = dp::FlowEntry{};
+  EXPECT_EQ(bulk(tb, {v4, v6}), (std::vector<int32_t>{p4, p6}));
+  // An IPv4 packet key never matches an IPv6 entry (and the reverse) by tag.
+  dp::FlowKey other = key_of(43);  // IPv4, not in the table
+  EXPECT_EQ(bulk(tb, {other}), (std::vector<int32_t>{-1}));
 }
