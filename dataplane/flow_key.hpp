@@ -1,6 +1,6 @@
 // FlowKey: the 5-tuple that keys the per-worker flow table. 40 bytes, zero-padded, so it can be
-// hashed and compared as raw bytes (flow_table.hpp). IPv4 addresses use the IPv4-mapped form of IpAddr.
-// 8-byte aligned: rte_hash_crc() reads it as uint64_t words.
+// hashed and compared as raw bytes (flow_table.hpp). IPv4 addresses use the IPv4-mapped form of
+// IpAddr. 8-byte aligned: rte_hash_crc() reads it as uint64_t words.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,14 @@ struct alignas(8) FlowKey {
   IpAddr dst_ip() const { return IpAddr::v6(dst); }
 };
 static_assert(sizeof(FlowKey) == 40);
+
+// Word i (0..4) of a key as one aligned 8-byte load (hashing and comparing word by word; an
+// array copy of the key would go through the stack).
+inline uint64_t key_word(const FlowKey& k, unsigned i) {
+  uint64_t w;
+  std::memcpy(&w, reinterpret_cast<const uint8_t*>(&k) + 8 * i, 8);
+  return w;
+}
 
 // The key of the packets flowing the other way: addresses swapped, and ports swapped for
 // TCP/UDP. ICMP keys carry the echo identifier in sport for both directions (see parse_ip), so

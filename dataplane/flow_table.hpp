@@ -59,8 +59,8 @@ struct FlowTag {
   static constexpr uint64_t kValid = 1ull << 63;
   // False for a key that has no tag (not IPv4-mapped, or bit 63 of its last word set).
   static bool of(const FlowKey& k, FlowTag* t) {
-    uint64_t w[5];
-    std::memcpy(w, &k, sizeof w);
+    const uint64_t w[5] = {key_word(k, 0), key_word(k, 1), key_word(k, 2), key_word(k, 3),
+                           key_word(k, 4)};
     // IPv4-mapped: bytes 0..9 zero, bytes 10..11 0xff (little-endian: the low word of w[1], w[3]).
     if ((w[0] | w[2]) != 0 || uint32_t(w[1]) != 0xffff0000u || uint32_t(w[3]) != 0xffff0000u ||
         (w[4] & kValid))
@@ -136,20 +136,19 @@ class FlowTable {
   // CRC32-C over the key's five words.
   static uint32_t hash(const FlowKey& key) {
 #if defined(__SSE4_2__)
-    uint64_t w[5];
-    std::memcpy(w, &key, sizeof w);
-    uint64_t c = kHashInit;
-    for (uint64_t x : w) c = _mm_crc32_u64(c, x);
-    return uint32_t(c);
+    uint64_t c = _mm_crc32_u64(kHashInit, key_word(key, 0));
+    c = _mm_crc32_u64(c, key_word(key, 1));
+    c = _mm_crc32_u64(c, key_word(key, 2));
+    c = _mm_crc32_u64(c, key_word(key, 3));
+    return uint32_t(_mm_crc32_u64(c, key_word(key, 4)));
 #else
     return rte_hash_crc(&key, sizeof(FlowKey), kHashInit);
 #endif
   }
   static bool key_eq(const FlowKey& a, const FlowKey& b) {
-    uint64_t x[5], y[5];
-    std::memcpy(x, &a, sizeof x);
-    std::memcpy(y, &b, sizeof y);
-    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+    return ((key_word(a, 0) ^ key_word(b, 0)) | (key_word(a, 1) ^ key_word(b, 1)) |
+            (key_word(a, 2) ^ key_word(b, 2)) | (key_word(a, 3) ^ key_word(b, 3)) |
+            (key_word(a, 4) ^ key_word(b, 4))) == 0;
   }
 
   // idx[i] = entry index or -1 for a miss. n <= kBurstSize. Prefetches line 0 of every entry
