@@ -85,6 +85,26 @@ def pin_worker_cpu() -> None:
         pass
 
 
+def set_worker_fifo(pid: int, prio: int, tid: Optional[int] = None) -> Optional[int]:
+    """The DUT's worker thread (the one pinned to CPU 1 alone) under SCHED_FIFO at prio, or back
+    to SCHED_OTHER (prio 0). Returns the thread id, None if there is none or it is not allowed."""
+    try:
+        if tid is None:
+            for t in os.listdir(f"/proc/{pid}/task"):
+                if os.sched_getaffinity(int(t)) == {1}:
+                    tid = int(t)
+                    break
+        if tid is None:
+            return None
+        if prio > 0:
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(prio))
+        else:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        return tid
+    except OSError:
+        return None
+
+
 def vanishd_drops(logpath: str) -> Optional[dict]:
     """vanishd's final counters: {reason: count} from the `drops:` block it prints at exit."""
     try:
@@ -132,7 +152,7 @@ class Lab:
             return ([self.a.vanishd, "-l", "0,1", "--file-prefix", prefix] + self.mem(1024)
                     + ["--no-pci"] + vdev
                     + ["--", "--config", config, "--no-watch", "--metrics", "none",
-                       "--ctl-socket", ctl] + extra, False)
+                       "--ctl-socket", ctl] + extra + shlex.split(self.a.vanishd_args), False)
         if system == "secgw":
             ns = argparse.Namespace(secgw_mode="trs", secgw_crypto="cpu-crypto")
             cfg = bo.secgw_config(ns, self.a.out)
@@ -157,6 +177,7 @@ class Lab:
         logp = os.path.join(self.a.out, "logs", f"gen-{self.n}.log")
         dut_pid = getattr(self, "dut_pid", None)
         marks = []
+        rt_tid = None
         renice = bo.DpdkProcess([], "", "", nice=-20 if os.geteuid() == 0 else 0)
         try:
             with open(logp, "w") as lf:
@@ -173,11 +194,18 @@ class Lab:
                         lf.write(ln)
                         if dut_pid and ("MEASURE_START" in ln or "MEASURE_END" in ln) and len(marks) < 2:
                             marks.append((time.monotonic(), bo.thread_runtimes(dut_pid)))
+                        if dut_pid and "RT_SLICE_START" in ln:
+                            rt_tid = set_worker_fifo(dut_pid, self.a.rt_priority)
+                        elif "RT_SLICE_END" in ln and rt_tid:
+                            set_worker_fifo(dut_pid, 0, rt_tid)
+                            rt_tid = None
                     out_text = p.stdout.read()
                     p.wait()
                 finally:
                     killer.cancel()
         finally:
+            if rt_tid:
+                set_worker_fifo(dut_pid, 0, rt_tid)
             bo.cleanup_prefix(prefix)
         if p.returncode == -signal.SIGKILL:
             log(f"vanish-perf timed out ({timeout:.0f} s), see {logp}")
@@ -274,13 +302,14 @@ class Lab:
         a = self.a
         opts = self.traffic_opts(system, direction, size, flows) + [
             "--trial", str(a.trial), "--resolution", str(a.resolution), "--warmup", str(a.warmup),
-            "--latency-load", "0.5", "--latency-duration", str(a.latency_duration)]
+            "--latency-load", "0.5", "--latency-duration", str(a.latency_duration),
+            "--rt-priority", str(a.rt_priority)]
         r = self.with_dut(system, lambda sl, sf, ctl: self.gen("ndr", sl, sf, opts, 600))
         out = {"scenario": "ndr", "system": system, "dir": direction, "size": size, "flows": flows,
                "ok": bool(r)}
         if r:
             for k in ("ndr_mpps", "ndr_gbps", "pdr_mpps", "pdr_gbps", "max_mpps", "latency_rate_pps",
-                      "latency_loss_ratio", "dut_worker_cpu"):
+                      "latency_loss_ratio", "dut_worker_cpu", "latency_rt_priority"):
                 out[k] = r.get(k)
             lat = r.get("latency") or {}
             out["latency"] = lat
@@ -293,7 +322,8 @@ class Lab:
         if r and r.get("latency_rate_pps"):
             rate = r["latency_rate_pps"]
             o2 = self.traffic_opts("testpmd", direction, size, flows) + [
-                "--rate", str(rate), "--duration", str(a.latency_duration)]
+                "--rate", str(rate), "--duration", str(a.latency_duration),
+                "--rt-priority", str(a.rt_priority)]
             h = self.with_dut("testpmd", lambda sl, sf, ctl: self.gen("run", sl, sf, o2, 120))
             if h:
                 out["harness_latency"] = h.get("latency")
@@ -802,7 +832,12 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
         md += ["## NDR / PDR (RFC 2544 binary search) and latency at 50 % of NDR", "",
                f"Trial {a.trial} s, resolution {a.resolution}, PDR loss 0.5 %. Latency: generator TX "
                "timestamp -> generator RX (outbound: 1 in 16 ESP packets decrypted to read it); "
-               "`added` = DUT p99 - testpmd p99 at the same offered rate.", "",
+               "`added` = DUT p99 - testpmd p99 at the same offered rate. "
+               + (f"Latency trials (DUT and harness alike) in slices of <= 0.8 s with the generator "
+                  f"and the DUT's worker thread under SCHED_FIFO {a.rt_priority}, so other tasks on "
+                  f"the machine cannot preempt them." if a.rt_priority > 0 else
+                  "Latency trials at normal priority (--rt-priority 0): other tasks on the machine "
+                  "can preempt the generator and the DUT."), "",
                "| system | dir | size | max Mpps | NDR Mpps | PDR Mpps | p50 us | p99 us | p99.9 us | max us | harness p50 us | harness p99 us | p50 added us | p99 added us |",
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         cdf_series, cdf_x = {}, None
@@ -955,6 +990,11 @@ def main(argv=None) -> int:
     p.add_argument("--trial", type=float, default=None, help="NDR/PDR trial seconds")
     p.add_argument("--resolution", type=float, default=0.02)
     p.add_argument("--latency-duration", type=float, default=None)
+    p.add_argument("--vanishd-args", dest="vanishd_args", default="",
+                   help="more vanishd options for every vanishd run, e.g. '--max-idle-sleep-us 20'")
+    p.add_argument("--rt-priority", type=int, default=None,
+                   help="latency trials: generator and DUT worker under SCHED_FIFO at this "
+                        "priority, in slices of <= 0.8 s (default 1 as root, else 0 = off)")
     p.add_argument("--churn-seconds", type=float, default=None)
     p.add_argument("--churn-gap", type=float, default=0.05, help="pause between two applies, s")
     p.add_argument("--churn-load", type=float, default=0.3, help="churn runs at this fraction of max")
@@ -977,6 +1017,8 @@ def main(argv=None) -> int:
     a.duration = a.duration if a.duration is not None else (1.5 if q else 3.0)
     a.trial = a.trial if a.trial is not None else (0.5 if q else 1.0)
     a.latency_duration = a.latency_duration if a.latency_duration is not None else (1.0 if q else 3.0)
+    if a.rt_priority is None:
+        a.rt_priority = 1 if os.geteuid() == 0 else 0
     a.churn_seconds = a.churn_seconds if a.churn_seconds is not None else (2.0 if q else 5.0)
     sizes = a.sizes.split(",") if a.sizes else (QUICK_SIZES if q else FULL_SIZES)
     systems = [s for s in a.systems.split(",") if s]

@@ -83,6 +83,16 @@ def main() -> int:
                 lat = r["latency"]["samples"]
                 check(f"loopback {d}: latency samples, no bad ESP", lat > 0 and r["lat_bad"] == 0,
                       f"(samples {lat}, bad {r['lat_bad']})")
+        # 1b. Latency trial in real-time slices (root): 1.2 s = two slices, every packet back.
+        if os.geteuid() == 0:
+            r = gen("run", ["--vdev", "net_ring0"],
+                    ["--loopback", "--dir", "out", "--sizes", "64", "--flows", "64",
+                     "--rate", "100000", "--duration", "1.2", "--lat-sample", "1",
+                     "--rt-priority", "1"])
+            ok = (bool(r) and r.get("rt_priority") == 1 and r["received"] == r["sent"]
+                  and r["sent"] > 100000)
+            check("loopback, --rt-priority 1: two SCHED_FIFO slices, every packet back", ok,
+                  r and f"(rt {r.get('rt_priority')}, sent {r['sent']}, received {r['received']})")
         # 2. vanishd over memif.
         sl, sf = os.path.join(tmp, "l.sock"), os.path.join(tmp, "f.sock")
         dprefix = f"{tag}d"

@@ -40,6 +40,8 @@
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include "crypto/esp.hpp"
@@ -86,6 +88,7 @@ struct Opts {
   // ndr
   double trial = 1, resolution = 0.02, pdr_loss = 0.005, max_rate = 0, latency_load = 0.5;
   double latency_duration = 2;
+  int rt_priority = 0;  // latency trials under SCHED_FIFO at this priority (0: off)
   // export
   std::string pcap_out, lua_out;
   uint64_t count = 0;
@@ -159,6 +162,12 @@ class Hist {
     sum_ += double(ns);
   }
   uint64_t count() const { return n_; }
+  void merge(const Hist& o) {
+    for (size_t i = 0; i < b_.size(); i++) b_[i] += o.b_[i];
+    n_ += o.n_;
+    max_ = std::max(max_, o.max_);
+    sum_ += o.sum_;
+  }
   // Upper edge of the bucket holding the q-quantile, in ns (max for q = 1).
   double quantile(double q) const {
     if (!n_) return 0;
@@ -375,6 +384,58 @@ class Lab {
     return s;
   }
 
+  // A rate-limited trial for latency. rt > 0: in slices of at most 0.8 s, each with this thread
+  // under SCHED_FIFO at priority rt and followed by a 0.2 s pause at normal priority, so no other
+  // task on the machine can preempt the timed loop, and the kernel's RT throttling (which takes
+  // the CPU back for 50 ms of every second of real-time load) never cuts a slice. The slices'
+  // counters and histograms are summed. Fails (no RT) when the thread may not use SCHED_FIFO.
+  TrialStats latency_trial(double rate, double seconds, int rt, bool* rt_used) {
+    *rt_used = false;
+    if (rt <= 0) return trial(rate, seconds, 0);
+    // First, 0.3 s at normal priority (discarded): right after link-up the ports' control
+    // threads still have work, and a real-time loop would keep them off the CPU.
+    trial(rate, 0.3, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    TrialStats total;
+    total.rate = rate;
+    double left = seconds, cpu_weighted = 0;
+    while (left > 1e-3 && !g_stop) {
+      const double slice = std::min(left, 0.8);
+      sched_param fifo{};
+      fifo.sched_priority = rt;
+      const bool on = pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
+      // The lab gives the DUT's worker the same priority between these two markers.
+      if (on) marker("RT_SLICE_START");
+      TrialStats c = trial(rate, slice, 0);
+      if (on) {
+        sched_param other{};
+        pthread_setschedparam(pthread_self(), SCHED_OTHER, &other);
+        marker("RT_SLICE_END");
+        *rt_used = true;
+      }
+      total.offered += c.offered;
+      total.sent += c.sent;
+      total.tx_full += c.tx_full;
+      total.received += c.received;
+      total.rx_bytes += c.rx_bytes;
+      total.rx_esp += c.rx_esp;
+      total.rx_plain += c.rx_plain;
+      total.rx_other += c.rx_other;
+      total.lat_bad += c.lat_bad;
+      total.seconds += c.seconds;
+      total.meas_seconds += c.meas_seconds;
+      cpu_weighted += c.cpu_share * c.meas_seconds;
+      total.lat.merge(c.lat);
+      left -= slice;
+      if (left > 1e-3)
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      else if (on)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the lab resets
+    }
+    total.cpu_share = total.meas_seconds > 0 ? cpu_weighted / total.meas_seconds : 0;
+    return total;
+  }
+
   json to_json(const TrialStats& s) const {
     json j;
     j["offered_pps"] = s.seconds > 0 ? double(s.offered) / s.seconds : 0;
@@ -531,10 +592,12 @@ void say(const char* what, const TrialStats& s, const json& j) {
 }
 
 int cmd_run(const Opts& o, Lab& lab, const Mesh& m) {
-  TrialStats s =
-      lab.trial(o.rate, o.duration + (o.rate > 0 ? 0 : o.warmup), o.rate > 0 ? 0 : o.warmup);
+  bool rt = false;
+  TrialStats s = o.rate > 0 ? lab.latency_trial(o.rate, o.duration, o.rt_priority, &rt)
+                            : lab.trial(o.rate, o.duration + o.warmup, o.warmup);
   json j = base_json(o, m, "run");
   j.update(lab.to_json(s));
+  j["rt_priority"] = rt ? o.rt_priority : 0;
   say("run", s, j);
   print(j);
   return 0;
@@ -596,9 +659,11 @@ int cmd_ndr(const Opts& o, Lab& lab, const Mesh& m) {
   double lr = (ndr > 0 ? ndr : jm["mpps"].get<double>() * 1e6) * o.latency_load;
   if (lr > 0 && !g_stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    TrialStats s = lab.trial(lr, o.latency_duration, 0);
+    bool rt = false;
+    TrialStats s = lab.latency_trial(lr, o.latency_duration, o.rt_priority, &rt);
     json j = lab.to_json(s);
     say("latency", s, j);
+    out["latency_rt_priority"] = rt ? o.rt_priority : 0;
     out["latency_load"] = o.latency_load;
     out["latency_rate_pps"] = lr;
     out["latency_loss_ratio"] = s.loss_ratio();
@@ -730,6 +795,10 @@ int main(int argc, char** argv) {
     app.add_option("--max-rate", o.max_rate, "search upper bound, pps (0 = measured max x 1.05)");
     app.add_option("--latency-load", o.latency_load, "latency trial at this fraction of the NDR");
     app.add_option("--latency-duration", o.latency_duration, "latency trial length, s");
+    app.add_option("--rt-priority", o.rt_priority,
+                   "run with --rate, and ndr's latency trial: the timed loop under SCHED_FIFO at "
+                   "this priority, in slices of <= 0.8 s (root; 0 = off)")
+        ->check(CLI::Range(0, 99));
   } else {
     std::fprintf(stderr, "vanish-perf: unknown command %s\n", cmd.c_str());
     return 2;
