@@ -127,6 +127,18 @@ class FlowTable {
 
   bool ok() const { return buckets_ != nullptr; }
   uint32_t capacity() const { return capacity_; }
+  // Bytes of the index, keys, entries and free lists; and whether all of it is DPDK (hugepage)
+  // memory rather than anonymous memory the kernel may back with transparent huge pages.
+  size_t memory_bytes() const {
+    size_t b = 0;
+    for (unsigned i = 0; i < n_regions_; i++) b += regions_[i].bytes;
+    return b;
+  }
+  bool in_dpdk_memory() const {
+    for (unsigned i = 0; i < n_regions_; i++)
+      if (!regions_[i].dpdk) return false;
+    return n_regions_ > 0;
+  }
   // Live keys. Any thread may read it (a relaxed snapshot).
   uint32_t size() const { return __atomic_load_n(&count_, __ATOMIC_RELAXED); }
 

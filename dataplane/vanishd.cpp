@@ -241,6 +241,14 @@ int main(int argc, char** argv) {
     }
     w++;
   }
+  if (!o.quiet && !workers.empty()) {
+    const dp::FlowTable& ft = *workers.front()->flow_table();
+    std::printf("  flow table: %u flows, %.1f MiB per worker (%s)\n", ft.capacity(),
+                double(ft.memory_bytes()) / (1 << 20),
+                ft.in_dpdk_memory() ? "DPDK hugepages"
+                                    : "anonymous memory, huge pages when the kernel grants them");
+    std::fflush(stdout);
+  }
   std::vector<dp::FlowTable*> flow_tables;  // every worker reads all of them (conntrack.hpp)
   for (auto& wk : workers) flow_tables.push_back(wk->flow_table());
   for (auto& wk : workers) wk->set_flow_tables(flow_tables.data(), unsigned(flow_tables.size()));
