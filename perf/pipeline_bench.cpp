@@ -93,6 +93,15 @@ void free_tx(dp::WorkerCtx& c) {
   c.to_local.n = c.to_fabric.n = 0;
 }
 
+// Appends what node-a queued for the fabric to *enc (as bytes), then frees it.
+void take_fabric(testing::Env& e, std::vector<std::vector<uint8_t>>* enc) {
+  for (uint16_t i = 0; i < e.a.ctx.to_fabric.n; i++) {
+    auto* p = rte_pktmbuf_mtod(e.a.ctx.to_fabric.pkts[i], const uint8_t*);
+    enc->emplace_back(p, p + rte_pktmbuf_data_len(e.a.ctx.to_fabric.pkts[i]));
+  }
+  free_tx(e.a.ctx);
+}
+
 // 8192 real fabric frames made by node-a from the plaintext templates (sequence numbers go on
 // increasing from call to call, so node-b's replay windows accept every batch).
 std::vector<std::vector<uint8_t>> encrypt_with_node_a(
@@ -105,11 +114,7 @@ std::vector<std::vector<uint8_t>> encrypt_with_node_a(
       b.push(testing::make_mbuf(t.data(), t.size()));
     }
     e.a.pipe.outbound(e.a.ctx, b);
-    for (uint16_t i = 0; i < e.a.ctx.to_fabric.n; i++) {
-      auto* p = rte_pktmbuf_mtod(e.a.ctx.to_fabric.pkts[i], const uint8_t*);
-      enc.emplace_back(p, p + rte_pktmbuf_data_len(e.a.ctx.to_fabric.pkts[i]));
-    }
-    free_tx(e.a.ctx);
+    take_fabric(e, &enc);
   }
   return enc;
 }
@@ -264,11 +269,7 @@ std::vector<std::vector<uint8_t>> seal_flows(testing::Env& e, const std::vector<
       e.a.ctx.now = rte_rdtsc();
       e.a.pipe.outbound(e.a.ctx, b);
     });
-    for (uint16_t i = 0; i < e.a.ctx.to_fabric.n; i++) {
-      auto* p = rte_pktmbuf_mtod(e.a.ctx.to_fabric.pkts[i], const uint8_t*);
-      enc.emplace_back(p, p + rte_pktmbuf_data_len(e.a.ctx.to_fabric.pkts[i]));
-    }
-    free_tx(e.a.ctx);
+    take_fabric(e, &enc);
   }
   return enc;
 }

@@ -14,6 +14,8 @@
 //   frees every packet).
 #pragma once
 
+#include <rte_rcu_qsbr.h>
+
 #include <gtest/gtest.h>
 #include <rte_mempool.h>
 
@@ -182,6 +184,33 @@ Bytes fabric_a_to_b(const Bytes& esp, bool outer_v6 = false);
 Bytes fabric_b_to_a(const Bytes& esp, bool outer_v6 = false);
 
 // ---- the fixture -----------------------------------------------------------------------------
+
+// An RCU QSBR variable for `threads` readers with reader `reader` registered and online, for
+// flow tables with shared readers; offline and unregistered again at the end of the scope.
+class TestQsbr {
+ public:
+  TestQsbr(unsigned threads, unsigned reader)
+      : mem_((rte_rcu_qsbr_get_memsize(threads) + 7) / 8 + 8), reader_(reader) {
+    v_ = reinterpret_cast<rte_rcu_qsbr*>((reinterpret_cast<uintptr_t>(mem_.data()) + 63) & ~63ull);
+    ok_ = rte_rcu_qsbr_init(v_, threads) == 0 && rte_rcu_qsbr_thread_register(v_, reader) == 0;
+    if (ok_) rte_rcu_qsbr_thread_online(v_, reader);
+  }
+  ~TestQsbr() {
+    if (!ok_) return;
+    rte_rcu_qsbr_thread_offline(v_, reader_);
+    rte_rcu_qsbr_thread_unregister(v_, reader_);
+  }
+  TestQsbr(const TestQsbr&) = delete;
+  TestQsbr& operator=(const TestQsbr&) = delete;
+  bool ok() const { return ok_; }
+  rte_rcu_qsbr* get() const { return v_; }
+
+ private:
+  std::vector<uint64_t> mem_;
+  rte_rcu_qsbr* v_ = nullptr;
+  unsigned reader_;
+  bool ok_ = false;
+};
 
 class DpTest : public ::testing::Test {
  protected:

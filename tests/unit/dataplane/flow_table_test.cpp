@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dataplane/flow_table.hpp"
+#include "tests/unit/dataplane/fixture.hpp"
 
 namespace dp = vanish::dp;
 
@@ -183,13 +184,9 @@ TEST(FlowTable, SameKeyInAnotherZoneIsAnotherFlow) {
 }
 
 TEST(FlowTable, SharedReadersDelayReuseInBatches) {
-  size_t sz = rte_rcu_qsbr_get_memsize(2);
-  std::vector<uint64_t> mem((sz + 7) / 8 + 8);
-  auto* v =
-      reinterpret_cast<rte_rcu_qsbr*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~63ull);
-  ASSERT_EQ(rte_rcu_qsbr_init(v, 2), 0);
-  ASSERT_EQ(rte_rcu_qsbr_thread_register(v, 1), 0);
-  rte_rcu_qsbr_thread_online(v, 1);
+  vanish::test::TestQsbr qsbr(2, 1);
+  ASSERT_TRUE(qsbr.ok());
+  rte_rcu_qsbr* v = qsbr.get();
   {
     dp::FlowTable t("ft_rcu", 300, SOCKET_ID_ANY, v);
     ASSERT_TRUE(t.ok());
@@ -209,8 +206,6 @@ TEST(FlowTable, SharedReadersDelayReuseInBatches) {
     EXPECT_EQ(t.insert(key_of(5000)), -1);
     EXPECT_EQ(t.size(), 300u);
   }
-  rte_rcu_qsbr_thread_offline(v, 1);
-  rte_rcu_qsbr_thread_unregister(v, 1);
 }
 
 TEST(FlowTable, Ipv4KeysCarryATagAndIpv6KeysCompareInFull) {

@@ -200,13 +200,9 @@ TEST_F(DpTest, AgingADnatFlowTakesItsReplyIndexAlong) {
 }
 
 TEST(FlowTableShared, RcuModeLooksUpFromReadersAndReusesPositionsAfterAGracePeriod) {
-  size_t sz = rte_rcu_qsbr_get_memsize(2);
-  std::vector<uint64_t> mem((sz + 7) / 8 + 8);
-  auto* v =
-      reinterpret_cast<rte_rcu_qsbr*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~63ull);
-  ASSERT_EQ(rte_rcu_qsbr_init(v, 2), 0);
-  ASSERT_EQ(rte_rcu_qsbr_thread_register(v, 0), 0);
-  rte_rcu_qsbr_thread_online(v, 0);
+  vanish::test::TestQsbr qsbr(2, 0);
+  ASSERT_TRUE(qsbr.ok());
+  rte_rcu_qsbr* v = qsbr.get();
   {
     dp::FlowTable t("mesh_test_rcu", 64, 0, v);
     ASSERT_TRUE(t.ok());
@@ -231,8 +227,6 @@ TEST(FlowTableShared, RcuModeLooksUpFromReadersAndReusesPositionsAfterAGracePeri
     k.src[15] = 200;
     EXPECT_GE(t.insert(k), 0) << "freed positions come back after the grace period";
   }
-  rte_rcu_qsbr_thread_offline(v, 0);
-  rte_rcu_qsbr_thread_unregister(v, 0);
 }
 
 // ---- cases 2-5: authorization at the destination --------------------------------------------
