@@ -53,6 +53,7 @@ struct Options {
   unsigned stats_interval_s = 0;
   uint32_t mbufs = 0, flows = 0;
   unsigned max_idle_sleep_us = 200;
+  unsigned idle_spin_us = 50;
   bool quiet = false;
   std::string ctl_socket;  // empty: /run/vanish/<node>.sock
   bool no_watch = false;
@@ -96,6 +97,8 @@ int main(int argc, char** argv) {
   app.add_option("--mbufs", o.mbufs, "mbuf pool size (overrides config limits.mbufs)");
   app.add_option("--flows", o.flows, "flow table entries per worker (overrides config)");
   app.add_option("--max-idle-sleep-us", o.max_idle_sleep_us, "longest idle back-off sleep (us)");
+  app.add_option("--idle-spin-us", o.idle_spin_us,
+                 "keep polling this long after the last packet before the first idle sleep (us)");
   app.add_flag("-q,--quiet", o.quiet, "no start-up summary");
   app.add_option("--metrics", o.metrics,
                  "Prometheus /metrics on HOST:PORT (default 127.0.0.1:15020; \"none\": off)");
@@ -231,6 +234,7 @@ int main(int argc, char** argv) {
     wc.pool = pool;
     wc.flow_capacity = lim.flows_per_worker;
     wc.max_idle_sleep_us = o.max_idle_sleep_us;
+    wc.idle_spin_us = o.idle_spin_us;
     wc.socket_id = int(rte_lcore_to_socket_id(lcore));
     workers.push_back(std::make_unique<dp::Worker>(wc, &pub, rings.data(), n_workers));
     if (!workers.back()->ok()) {

@@ -3,6 +3,8 @@
 #include <rte_ethdev.h>
 #include <rte_random.h>
 
+#include <sys/prctl.h>
+
 #include <ctime>
 
 #include "crypto/aead.hpp"
@@ -54,11 +56,15 @@ void Worker::flush() {
 
 void Worker::run(const std::atomic<bool>& stop) {
   ctx_.imb = crypto::thread_imb_mgr();
+  // A sleep of the back-off ladder lasts what it asks for, not the default 50 us timer slack.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   pub_->register_worker(cfg_.id);
   running_.store(true);
   last_rx_.store(rte_rdtsc(), std::memory_order_relaxed);
   unsigned idle = 0;
   uint64_t idle_tsc = uint64_t(cfg_.flow_idle_timeout_s) * ctx_.tsc_hz;
+  const uint64_t spin_tsc = uint64_t(cfg_.idle_spin_us) * ctx_.tsc_hz / 1000000;
+  uint64_t last_got = ctx_.now;
   rte_ring* my_ring = ctx_.handoff ? ctx_.handoff[cfg_.id] : nullptr;
 
   while (!stop.load(std::memory_order_relaxed)) {
@@ -98,10 +104,12 @@ void Worker::run(const std::atomic<bool>& stop) {
       last_rx_.store(ctx_.now, std::memory_order_relaxed);
       ctr_.busy_polls++;
       idle = 0;
+      last_got = ctx_.now;
       continue;
     }
     ctr_.idle_polls++;
-    if (++idle < 64) {
+    if (++idle < 64 || ctx_.now - last_got < spin_tsc) {
+      if (idle >= 64) idle = 63;  // the sleep ladder starts at 1 us
       rte_pause();
       continue;
     }

@@ -2,8 +2,9 @@
 // its counters and its handoff ring (shared nothing; workers never take a lock).
 //
 // Loop: RX local -> Pipeline::outbound; RX fabric -> Pipeline::inbound; drain handoff ring;
-// flush TX; report RCU quiescent; when nothing arrived, back off (pause, then sleep with growing
-// intervals up to max_idle_sleep_us, offline for RCU) so several appliances share a small machine.
+// flush TX; report RCU quiescent; when nothing arrived, back off so several appliances share a
+// small machine: spin (rte_pause) for at least 64 empty polls and idle_spin_us since the last
+// packet, then sleep with growing intervals up to max_idle_sleep_us, offline for RCU.
 #pragma once
 
 #include <atomic>
@@ -24,6 +25,7 @@ struct WorkerConfig {
   uint32_t flow_capacity = 65536;
   uint32_t flow_idle_timeout_s = 300;
   uint32_t max_idle_sleep_us = 200;
+  uint32_t idle_spin_us = 50;  // spin this long after the last packet before the first sleep
   int socket_id = 0;
 };
 
