@@ -29,6 +29,9 @@
 #if defined(__SSE4_2__)
 #include <nmmintrin.h>
 #endif
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include <rte_prefetch.h>
 
@@ -167,16 +170,18 @@ class FlowTable {
   // found, so the caller's per-packet loop finds them in cache.
   void lookup_bulk(const FlowKey* const* keys, unsigned n, int32_t* idx) {
     uint32_t h[kBurstSize];
-    for (unsigned i = 0; i < n; i++) {
-      h[i] = hash(*keys[i]);
-      rte_prefetch0(&buckets_[h[i] & mask_]);
-    }
     FlowTag tag[kBurstSize];
     bool tagged[kBurstSize];
     for (unsigned i = 0; i < n; i++) {
+      h[i] = hash(*keys[i]);
+      rte_prefetch0(&buckets_[h[i] & mask_]);
+      tagged[i] = FlowTag::of(*keys[i], &tag[i]);
+    }
+    // Short and nearly branch-free, so the core runs many packets ahead and their bucket misses
+    // and entry prefetches overlap.
+    for (unsigned i = 0; i < n; i++) {
       int32_t p = match_home(buckets_[h[i] & mask_], h[i]);
       idx[i] = p;
-      tagged[i] = FlowTag::of(*keys[i], &tag[i]);
       if (p >= 0) {
         rte_prefetch0(&entries_[p]);
         if (!tagged[i]) rte_prefetch0(&keys_[p]);  // IPv4 keys compare with line 0's tag
@@ -284,8 +289,23 @@ class FlowTable {
     return __atomic_load_n(&s, __ATOMIC_ACQUIRE);
   }
 
-  // The first slot of bucket b whose hash is h, as a position, or -1.
+  // The first slot of bucket b whose hash is h, as a position, or -1. Owner only (plain loads:
+  // the owner is the only writer).
   static int32_t match_home(const Bucket& b, uint32_t h) {
+#if defined(__AVX2__)
+    if (h != 0) {  // hash 0 would match empty slots (0): the scalar loop below checks positions
+      const __m256i high = _mm256_set1_epi64x(int64_t(0xffffffff00000000ull));
+      const __m256i want = _mm256_set1_epi64x(int64_t(uint64_t(h) << 32));
+      const __m256i v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(&b.slot[0]));
+      const __m256i v1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(&b.slot[4]));
+      const unsigned m0 = unsigned(_mm256_movemask_pd(
+          _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(v0, high), want))));
+      const unsigned m1 = unsigned(_mm256_movemask_pd(
+          _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(v1, high), want))));
+      const unsigned m = (m0 | m1 << 4) & ((1u << kSlots) - 1);  // lane 7: overflow and pad
+      return m ? int32_t(uint32_t(b.slot[__builtin_ctz(m)]) - 1) : -1;
+    }
+#endif
     for (unsigned s = 0; s < kSlots; s++) {
       uint64_t v = load(b.slot[s]);
       if (uint32_t(v >> 32) == h && uint32_t(v) != 0) return int32_t(uint32_t(v) - 1);

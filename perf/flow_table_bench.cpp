@@ -22,6 +22,7 @@
 #include <rte_eal.h>
 #include <rte_hash.h>
 #include <rte_malloc.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -94,6 +95,84 @@ struct RteHashTable {
     rte_hash_lookup_with_hash_bulk(h, kv, sig, n, idx);
     for (unsigned i = 0; i < n; i++)
       if (idx[i] >= 0) rte_prefetch0(&entries[idx[i]]);
+  }
+  dp::FlowEntry& entry(int32_t i) { return entries[i]; }
+};
+
+// The memory floor of a lookup on this machine: the same hash and the same number of dependent
+// random cache lines per packet as a table, and nothing else (no compare, no probing, no free
+// slots: keys that collide share a position). Lines = 1: the hash picks the entry itself (the
+// floor of a design whose entry array is the hash table). Lines = 2: the hash picks an index
+// line, a word in it picks the entry (the floor of dp::FlowTable's bucket -> entry). Regions
+// are sized like dp::FlowTable's for the same capacity and come from the same kind of memory.
+template <int kLines>
+struct MemoryFloor {
+  struct alignas(64) Line {
+    uint32_t pos[16];
+  };
+  uint32_t mask = 0, index_mask = 0, next = 0;
+  dp::FlowEntry* entries = nullptr;
+  Line* index = nullptr;
+  size_t entry_bytes = 0, index_bytes = 0;
+  explicit MemoryFloor(uint32_t capacity) {
+    uint32_t cap = 1;
+    while (cap < capacity) cap <<= 1;
+    mask = cap - 1;
+    entry_bytes = size_t(cap) * sizeof(dp::FlowEntry);
+    entries = static_cast<dp::FlowEntry*>(region(entry_bytes));
+    if (kLines == 2) {
+      uint32_t nb = 1;
+      while (nb < (capacity + 3) / 4) nb <<= 1;  // dp::FlowTable's bucket count
+      index_mask = nb - 1;
+      index_bytes = size_t(nb) * sizeof(Line);
+      index = static_cast<Line*>(region(index_bytes));
+    }
+  }
+  ~MemoryFloor() {
+    release(entries, entry_bytes);
+    release(index, index_bytes);
+  }
+  static void* region(size_t bytes) {
+    if (rte_eal_has_hugepages()) {
+      if (void* m = rte_zmalloc("ftb_floor", bytes, 64)) return m;
+    }
+    void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return nullptr;
+    madvise(m, bytes, MADV_HUGEPAGE);
+    return m;
+  }
+  static void release(void* p, size_t bytes) {
+    if (!p) return;
+    if (rte_eal_has_hugepages() && rte_malloc_validate(p, nullptr) == 0)
+      rte_free(p);
+    else
+      munmap(p, bytes);
+  }
+  bool ok() const { return entries && (kLines == 1 || index); }
+  int32_t insert(const dp::FlowKey& k) {
+    const uint32_t h = dp::FlowTable::hash(k);
+    if (kLines == 1) return int32_t(h & mask);
+    const uint32_t p = next++ & mask;
+    index[h & index_mask].pos[h >> 28] = p;
+    return int32_t(p);
+  }
+  void lookup_bulk(const dp::FlowKey* const* keys, unsigned n, int32_t* idx) {
+    uint32_t h[dp::kBurstSize];
+    for (unsigned i = 0; i < n; i++) {
+      h[i] = dp::FlowTable::hash(*keys[i]);
+      if (kLines == 1) {
+        idx[i] = int32_t(h[i] & mask);
+        rte_prefetch0(&entries[idx[i]]);
+      } else {
+        rte_prefetch0(&index[h[i] & index_mask]);
+      }
+    }
+    if (kLines == 2) {
+      for (unsigned i = 0; i < n; i++) {
+        idx[i] = int32_t(index[h[i] & index_mask].pos[h[i] >> 28]);
+        rte_prefetch0(&entries[idx[i]]);
+      }
+    }
   }
   dp::FlowEntry& entry(int32_t i) { return entries[i]; }
 };
@@ -213,6 +292,15 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // The floors hold every count's keys at once (key i is the same key in every count).
+  MemoryFloor<1> floor1(capacity);
+  MemoryFloor<2> floor2(capacity);
+  if (!floor1.ok() || !floor2.ok()) {
+    std::fprintf(stderr, "memory floor: no memory for %u flows\n", capacity);
+    return 1;
+  }
+  fill(floor1, *std::max_element(counts.begin(), counts.end()));
+  fill(floor2, *std::max_element(counts.begin(), counts.end()));
   // rte_hash names are global: one at a time, rebuilt per count (kept only while measured).
   std::map<std::string, std::map<uint32_t, std::vector<double>>> ns;
   uint64_t sink = 0;
@@ -227,6 +315,10 @@ int main(int argc, char** argv) {
       }
       run(t, counts[i], packets / 4, &sink);
       ns["rte_hash"][counts[i]].push_back(run(t, counts[i], packets, &sink));
+      run(floor1, counts[i], packets / 4, &sink);
+      ns["floor_1line"][counts[i]].push_back(run(floor1, counts[i], packets, &sink));
+      run(floor2, counts[i], packets / 4, &sink);
+      ns["floor_2line"][counts[i]].push_back(run(floor2, counts[i], packets, &sink));
     }
   }
   if (sink) {
