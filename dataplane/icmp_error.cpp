@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "dataplane/flow_table.hpp"
+#include "dataplane/nat.hpp"
 #include "dataplane/pkt.hpp"
 
 namespace vanish::dp {
@@ -22,6 +24,27 @@ bool is_icmp_error_v6(const rte_mbuf* m, const PacketInfo& info) {
   if (info.l4_proto != IPPROTO_ICMPV6 || info.l4_off == 0) return false;
   if (m->data_len < info.l4_off + 1) return true;
   return *at<uint8_t>(m, info.l4_off) < 128;
+}
+
+// The sender must recognise its own packet in the quote (RFC 1122 3.2.2, RFC 4443 2.4): the
+// quote of a packet whose flow was NATed (classify rewrote it in place) gets its original address
+// and port back, with the quoted checksums updated to match (nat.hpp), before the ICMP checksum
+// is computed. The quote starts at quote_off in r and holds `quote` bytes.
+void unnat_quote(const WorkerCtx& ctx, rte_mbuf* r, size_t quote_off, size_t quote,
+                 const PacketInfo& info) {
+  if (!ctx.flows || info.flow >= ctx.flows->capacity()) return;
+  const NatKind nat = ctx.flows->entry(int32_t(info.flow)).nat;
+  if (nat != NatKind::kDnat && nat != NatKind::kUnDnat) return;
+  PacketInfo q = info;
+  q.l3_off = uint16_t(quote_off);
+  // The L4 part only when the quote holds its checksum (TCP: 18 bytes, UDP: 8).
+  const size_t l4_rel = info.l4_off ? size_t(info.l4_off - info.l3_off) : 0;
+  const size_t l4_need = info.l4_proto == IPPROTO_TCP ? 18 : 8;
+  q.l4_off = l4_rel && l4_rel + l4_need <= quote ? uint16_t(quote_off + l4_rel) : 0;
+  if (nat == NatKind::kDnat)
+    nat_rewrite_dst(r, q, info.key.dst_ip(), info.key.dport);
+  else
+    nat_rewrite_src(r, q, info.key.src_ip(), info.key.sport);
 }
 
 }  // namespace
@@ -72,6 +95,7 @@ bool send_icmp_error(WorkerCtx& ctx, const rte_mbuf* m, const PacketInfo& info, 
       std::memcpy(icmp + 6, &nh_mtu, 2);
     }
     std::memcpy(icmp + 8, ip, quote);
+    unnat_quote(ctx, r, kEthLen + 20 + 8, quote, info);
     uint16_t ck = inet_cksum(icmp, 8 + quote);
     std::memcpy(icmp + 2, &ck, 2);
     ctx.send_local(r);
@@ -115,6 +139,7 @@ bool send_icmp_error(WorkerCtx& ctx, const rte_mbuf* m, const PacketInfo& info, 
     std::memcpy(icmp + 4, &m32, 4);
   }
   std::memcpy(icmp + 8, ip6, quote);
+  unnat_quote(ctx, r, kEthLen + 40 + 8, quote, info);
   uint16_t ck = rte_ipv6_udptcp_cksum(rip, icmp);
   std::memcpy(icmp + 2, &ck, 2);
   ctx.send_local(r);

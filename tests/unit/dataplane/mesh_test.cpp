@@ -116,6 +116,41 @@ TEST_F(DpTest, ServiceRepliesComeBackFromTheVip) {
   EXPECT_EQ(b->drops(), "");
 }
 
+// An ICMP error about a DNATed packet quotes it as its sender sent it (to the VIP and the
+// service port, with its own checksums): otherwise the sender's stack cannot match the error to
+// its socket, and PMTU discovery through a service VIP black-holes large packets.
+TEST_F(DpTest, IcmpErrorsAboutServiceTrafficQuoteTheVip) {
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "v6" : "v4");
+    const size_t ip_hlen = v6 ? 40 : 20, quote_off = v6 ? 48 : 28;
+    // Too big for the tunnel with DF (IPv6: always): fragmentation needed / packet too big.
+    const size_t lim = dp::max_inner_len(false, 1500);
+    Bytes big = tcp(ip_hdr(kSleep.addr(v6), vip(v6)), 30500, 80, kTcpAck, 1, 1,
+                    pattern(lim + 1 - ip_hlen - 20));
+    Out o = a->outbound(local_frame(*a, kSleep.mac, big));
+    EXPECT_TRUE(o.fabric.empty());
+    ASSERT_EQ(o.local.size(), 1u) << a->drops();
+    Bytes r = l3_of(o.local[0]);
+    EXPECT_EQ(r[ip_hlen], v6 ? 2 : 3);
+    EXPECT_TRUE(l4_checksum_ok(r)) << "the ICMP checksum covers the restored quote";
+    Bytes fwd = dec_ttl(big);
+    ASSERT_GT(r.size(), quote_off + 40);
+    EXPECT_EQ(Bytes(r.begin() + quote_off, r.end()),
+              Bytes(fwd.begin(), fwd.begin() + (r.size() - quote_off)))
+        << "the packet as sleep sent it (TTL - 1): VIP, port 80, its checksums";
+    // TTL 1: time exceeded, quoting the packet as received.
+    IpHdr h1 = ip_hdr(kSleep.addr(v6), vip(v6), 1);
+    Bytes syn = tcp(h1, 30501, 80);
+    Out t = a->outbound(local_frame(*a, kSleep.mac, syn));
+    ASSERT_EQ(t.local.size(), 1u) << a->drops();
+    Bytes te = l3_of(t.local[0]);
+    EXPECT_TRUE(l4_checksum_ok(te));
+    EXPECT_EQ(Bytes(te.begin() + quote_off, te.end()), syn);
+  }
+  EXPECT_EQ(a->ctr.icmp_errors_sent, 4u);
+  EXPECT_EQ(a->ctr.service_flows, 4u) << "all four were DNATed before the errors";
+}
+
 TEST_F(DpTest, UdpToTheVipKeepsAZeroChecksumZeroAndFixesOthers) {
   Bytes u = udp(ip_hdr(kSleep.v4, kVip4), 5000, 80, pattern(20));
   Bytes inner = through_a(*a, local_frame(*a, kSleep.mac, u));
