@@ -10,6 +10,21 @@
 
 namespace vanish::dp {
 
+namespace {
+
+bool ipv4_header_checksum_ok(const rte_mbuf* m) {
+  switch (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) {
+    case RTE_MBUF_F_RX_IP_CKSUM_GOOD:
+      return true;
+    case RTE_MBUF_F_RX_IP_CKSUM_BAD:
+      return false;
+    default:  // unknown or not checked: parse_ip() saw the whole header in the first segment
+      return rte_ipv4_cksum(at<rte_ipv4_hdr>(m, kEthLen)) == 0;
+  }
+}
+
+}  // namespace
+
 bool parse_ip(const rte_mbuf* m, uint16_t l3_off, PacketInfo& info) {
   size_t len = rte_pktmbuf_data_len(m);
   FlowKey& k = info.key;
@@ -21,7 +36,8 @@ bool parse_ip(const rte_mbuf* m, uint16_t l3_off, PacketInfo& info) {
     uint8_t proto = ip->next_proto_id;
     size_t l4_min = proto == IPPROTO_UDP ? kUdpLen : proto == IPPROTO_TCP ? 20 : 0;
     if (ip->version_ihl == RTE_IPV4_VHL_DEF && l4_min &&
-        !(ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) &&
+        !(ip->fragment_offset &
+          rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) &&
         tot >= kIpv4Len + l4_min && size_t(l3_off) + tot <= len) {
       std::memset(&k, 0, sizeof k);
       info.l3_off = l3_off;
@@ -203,6 +219,13 @@ void LocalIngress::process(WorkerCtx& ctx, Burst& b) {
     // The IP version must agree with the ethertype (parse_ip goes by the version nibble).
     if (!parse_ip(m, kEthLen, info) || info.is_v6 != (et == RTE_ETHER_TYPE_IPV6)) {
       ctx.drop(m, DropReason::kParseError);
+      continue;
+    }
+    // A router verifies the IPv4 header checksum (RFC 1812 5.2.2): a corrupted header must not
+    // be classified, authorized and encrypted. The port's verdict when it checked, else ours
+    // (virtual ports: 20 bytes summed, about 2 ns).
+    if (!info.is_v6 && !ipv4_header_checksum_ok(m)) {
+      ctx.drop(m, DropReason::kBadIpChecksum);
       continue;
     }
     // Neighbor Discovery goes to multicast MACs: handle before the unicast-MAC check.

@@ -382,6 +382,37 @@ TEST_F(DpTest, IpOptionsAndExtensionHeadersAreForwarded) {
   EXPECT_EQ(a->ctr.flow_hits, 2u);
 }
 
+// RFC 1812 5.2.2: a wrong IPv4 header checksum is a counted drop, nothing is classified or sent.
+// The port's verdict is taken when it gives one (RX checksum offload), else the sum is checked.
+TEST_F(DpTest, BadIpv4HeaderChecksumIsDropped) {
+  Bytes good = local_frame(*a, kSleep.mac, sleep_udp(false));
+  Bytes bad = good;
+  bad[kEth + 10] ^= 0x40;  // header checksum
+  Bytes bad_opt = local_frame(*a, kSleep.mac, sleep_udp(false));
+  bad_opt[kEth + 8] = 63;  // TTL changed, checksum not updated
+  Out o = a->outbound({bad, bad_opt});
+  EXPECT_TRUE(o.fabric.empty());
+  EXPECT_TRUE(o.local.empty());
+  EXPECT_EQ(a->drops(), "bad_ip_checksum=2");
+  EXPECT_EQ(a->ctr.flows_created, 0u) << "not classified";
+  // The NIC's verdict: BAD drops even a correct header, GOOD is trusted.
+  auto with_flags = [&](const Bytes& f, uint64_t flags) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool());
+    EXPECT_TRUE(m);
+    std::memcpy(rte_pktmbuf_append(m, uint16_t(f.size())), f.data(), f.size());
+    m->ol_flags |= flags;
+    return m;
+  };
+  o = a->run_mbufs({with_flags(good, RTE_MBUF_F_RX_IP_CKSUM_BAD)}, false);
+  EXPECT_TRUE(o.fabric.empty());
+  EXPECT_EQ(a->drops(), "bad_ip_checksum=3");
+  o = a->run_mbufs({with_flags(bad, RTE_MBUF_F_RX_IP_CKSUM_GOOD)}, false);
+  EXPECT_EQ(o.fabric.size(), 1u) << "checked by the port: not summed again";
+  o = a->outbound(good);
+  EXPECT_EQ(o.fabric.size(), 1u);
+  EXPECT_EQ(a->drops(), "bad_ip_checksum=3");
+}
+
 TEST_F(DpTest, MultiSegmentMbufIsRefused) {
   Bytes f = local_frame(*a, kSleep.mac, sleep_udp(false));
   rte_mbuf* head = rte_pktmbuf_alloc(pool());
