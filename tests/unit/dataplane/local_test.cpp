@@ -411,6 +411,18 @@ TEST_F(DpTest, BadIpv4HeaderChecksumIsDropped) {
   o = a->outbound(good);
   EXPECT_EQ(o.fabric.size(), 1u);
   EXPECT_EQ(a->drops(), "bad_ip_checksum=3");
+  // A header with options (4 NOPs, IHL 6) is summed over its whole length.
+  Bytes opt = good;
+  opt.insert(opt.begin() + kEth + 20, {1, 1, 1, 1});
+  opt[kEth] = 0x46;
+  wr16(&opt[kEth + 2], uint16_t(rd16(opt, kEth + 2) + 4));
+  wr16(&opt[kEth + 10], 0);
+  wr16(&opt[kEth + 10], inet_checksum(opt.data() + kEth, 24));
+  Bytes opt_bad = opt;
+  opt_bad[kEth + 21] = 0;  // an option byte changed, checksum not updated
+  o = a->outbound({opt, opt_bad});
+  EXPECT_EQ(o.fabric.size(), 1u);
+  EXPECT_EQ(a->drops(), "bad_ip_checksum=4");
 }
 
 TEST_F(DpTest, MultiSegmentMbufIsRefused) {
