@@ -85,7 +85,7 @@ rte_mbuf* make_mbuf(const uint8_t* data, size_t len) {
     rte_pktmbuf_free(m);
     return nullptr;
   }
-  std::memcpy(p, data, len);
+  if (len) std::memcpy(p, data, len);  // data may be null for an empty input
   return m;
 }
 
