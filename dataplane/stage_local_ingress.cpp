@@ -19,24 +19,8 @@ bool ipv4_header_checksum_ok(const rte_mbuf* m) {
     case RTE_MBUF_F_RX_IP_CKSUM_BAD:
       return false;
     default:  // unknown or not checked: parse_ip() saw the whole header in the first segment
-      break;
+      return rte_ipv4_cksum(at<rte_ipv4_hdr>(m, kEthLen)) == 0;
   }
-  const auto* ip = at<rte_ipv4_hdr>(m, kEthLen);
-  if (ip->version_ihl != RTE_IPV4_VHL_DEF) return rte_ipv4_cksum(ip) == 0;  // options
-  // 20 bytes as five 32-bit words, folded: the one's-complement sum of a correct header
-  // (checksum field included) is 0xffff.
-  const auto* b = reinterpret_cast<const uint8_t*>(ip);
-  uint64_t sum = 0;
-  for (int i = 0; i < 5; i++) {
-    uint32_t w;
-    std::memcpy(&w, b + 4 * i, 4);
-    sum += w;
-  }
-  sum = (sum & 0xffffffff) + (sum >> 32);
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return sum == 0xffff;
 }
 
 }  // namespace
