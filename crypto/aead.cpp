@@ -63,6 +63,10 @@ GcmBackend detect_backend() {
   if (!vaes_gcm_supported()) return GcmBackend::kIpsecMb;
   const char* env = std::getenv("VANISH_GCM");
   if (env != nullptr && std::strcmp(env, "ipsecmb") == 0) return GcmBackend::kIpsecMb;
+  if (env != nullptr && std::strcmp(env, "vaes") == 0) return GcmBackend::kVaes;
+  if (env != nullptr && std::strcmp(env, "hybrid") == 0) return GcmBackend::kHybrid;
+  const IMB_MGR* mgr = thread_imb_mgr();
+  if (mgr != nullptr && mgr->used_arch == IMB_ARCH_AVX512) return GcmBackend::kHybrid;
   return GcmBackend::kVaes;
 }
 
@@ -75,7 +79,14 @@ GcmBackend gcm_default_backend() {
 
 const char* gcm_backend_name(GcmBackend backend) {
   if (backend == GcmBackend::kAuto) backend = gcm_default_backend();
-  return backend == GcmBackend::kVaes ? "vaes-avx2" : "ipsec-mb";
+  switch (backend) {
+    case GcmBackend::kVaes:
+      return "vaes-avx2";
+    case GcmBackend::kHybrid:
+      return "hybrid";
+    default:
+      return "ipsec-mb";
+  }
 }
 
 const char* aead_alg_name(AeadAlg alg) {
@@ -108,7 +119,7 @@ GcmKey::GcmKey(GcmKey&& other) noexcept
     : data_(other.data_),
       vaes_(other.vaes_),
       fns_(other.fns_),
-      use_vaes_(other.use_vaes_),
+      vaes_below_(other.vaes_below_),
       alg_(other.alg_),
       valid_(other.valid_) {
   other.reset();
@@ -120,7 +131,7 @@ GcmKey& GcmKey::operator=(GcmKey&& other) noexcept {
     data_ = other.data_;
     vaes_ = other.vaes_;
     fns_ = other.fns_;
-    use_vaes_ = other.use_vaes_;
+    vaes_below_ = other.vaes_below_;
     alg_ = other.alg_;
     valid_ = other.valid_;
     other.reset();
@@ -132,7 +143,8 @@ bool GcmKey::set(AeadAlg alg, std::span<const uint8_t> key, GcmBackend backend) 
   reset();
   if (key.size() != aead_key_len(alg) || key.data() == nullptr) return false;
   if (backend == GcmBackend::kAuto) backend = gcm_default_backend();
-  if (backend == GcmBackend::kVaes && !vaes_gcm_supported()) return false;
+  if ((backend == GcmBackend::kVaes || backend == GcmBackend::kHybrid) && !vaes_gcm_supported())
+    return false;
   IMB_MGR* mgr = thread_imb_mgr();
   if (mgr == nullptr) return false;
   switch (alg) {
@@ -146,9 +158,9 @@ bool GcmKey::set(AeadAlg alg, std::span<const uint8_t> key, GcmBackend backend) 
       IMB_AES256_GCM_PRE(mgr, key.data(), &data_);
       break;
   }
-  if (backend == GcmBackend::kVaes) {
+  if (backend == GcmBackend::kVaes || backend == GcmBackend::kHybrid) {
     vaes_gcm_set_key(&vaes_, key.data(), key.size());
-    use_vaes_ = true;
+    vaes_below_ = backend == GcmBackend::kVaes ? kVaesAlways : kGcmHybridSplit;
   }
   fns_ = make_fns(alg);
   alg_ = alg;
@@ -160,7 +172,7 @@ void GcmKey::reset() {
   OPENSSL_cleanse(&data_, sizeof(data_));
   OPENSSL_cleanse(&vaes_, sizeof(vaes_));
   fns_ = {};
-  use_vaes_ = false;
+  vaes_below_ = 0;
   valid_ = false;
 }
 
@@ -173,7 +185,7 @@ bool gcm_seal(IMB_MGR* mgr, const GcmKey& key, std::span<const uint8_t> iv,
     out = g_empty;
   }
   const uint8_t* aad_ptr = aad.empty() ? g_empty : aad.data();
-  if (iv.size() == kGcmStdIvLen && key.uses_vaes()) {
+  if (iv.size() == kGcmStdIvLen && key.uses_vaes(len)) {
     alignas(16) uint8_t full[kGcmMaxTagLen];
     vaes_gcm_enc(key.vaes(), iv.data(), aad_ptr, aad.size(), in, out, len, full);
     std::memcpy(tag, full, tag_len);
@@ -203,7 +215,7 @@ bool gcm_open(IMB_MGR* mgr, const GcmKey& key, std::span<const uint8_t> iv,
   const GcmFns& f = key.fns();
   gcm_context_data ctx;
   alignas(16) uint8_t computed[kGcmMaxTagLen];
-  if (iv.size() == kGcmStdIvLen && key.uses_vaes()) {
+  if (iv.size() == kGcmStdIvLen && key.uses_vaes(len)) {
     vaes_gcm_dec(key.vaes(), iv.data(), aad_ptr, aad.size(), in, out, len, computed);
   } else if (iv.size() == kGcmStdIvLen) {
     (mgr->*f.dec)(key.data(), &ctx, out, in, len, iv.data(), aad_ptr, aad.size(), computed,

@@ -1,8 +1,14 @@
 // AES-GCM (NIST SP 800-38D): Intel IPsec-MB's direct API, plus our VAES/AVX2 implementation
-// (crypto/gcm_vaes.hpp) for 12-byte IVs on CPUs that have VAES and VPCLMULQDQ but no AVX-512,
-// where IPsec-MB only runs 128-bit code. The backend is chosen per key by GcmKey::set():
-// "vaes-avx2" when the CPU supports it, unless the environment variable VANISH_GCM=ipsecmb
-// (read once per process) asks for IPsec-MB everywhere. Both produce identical bytes.
+// (crypto/gcm_vaes.hpp) for 12-byte IVs on CPUs that have VAES and VPCLMULQDQ. The backend is
+// chosen per key by GcmKey::set(), by default (gcm_default_backend()):
+//  - no VAES: IPsec-MB;
+//  - VAES, and IPsec-MB runs its AVX-512 code: "hybrid", vaes-avx2 for texts shorter than
+//    kGcmHybridSplit bytes, IPsec-MB from there on. Measured on a Zen 5 (AVX-512, VAES): our
+//    code costs about half of IPsec-MB's fixed per-call overhead at 64 B, IPsec-MB's 512-bit
+//    loop is 1.3x faster at 1420 B, and the two cross near 512 B (perf/README-bench.md);
+//  - VAES without AVX-512 (IPsec-MB then runs 128-bit code only): vaes-avx2.
+// The environment variable VANISH_GCM=ipsecmb|vaes|hybrid (read once per process) overrides it.
+// Every backend produces identical bytes.
 //
 // Contracts shared by everything in this header:
 //  - No function here allocates, locks or throws on the per-packet path (gcm_seal, gcm_open).
@@ -65,14 +71,17 @@ struct GcmFns {
 
 // Which implementation a GcmKey uses for 12-byte IVs. Other IV lengths always use IPsec-MB.
 enum class GcmBackend : uint8_t {
-  kAuto,     // kVaes if vaes_gcm_supported() and VANISH_GCM is not "ipsecmb", else kIpsecMb
+  kAuto,     // gcm_default_backend()
   kIpsecMb,  // IPsec-MB only
   kVaes,     // crypto/gcm_vaes (set() fails if the CPU lacks it)
+  kHybrid,   // crypto/gcm_vaes below kGcmHybridSplit bytes, IPsec-MB from there (needs VAES)
 };
+// kHybrid: texts of at least this many bytes go to IPsec-MB.
+inline constexpr size_t kGcmHybridSplit = 512;
 
 // The backend kAuto picks on this machine and process (CPUID, then VANISH_GCM, both cached).
 GcmBackend gcm_default_backend();
-// "vaes-avx2" or "ipsec-mb" (kAuto: the default's name).
+// "vaes-avx2", "ipsec-mb" or "hybrid" (kAuto: the default's name).
 const char* gcm_backend_name(GcmBackend backend);
 
 // An expanded AES-GCM key (round keys + GHASH key powers, for IPsec-MB and, with the VAES
@@ -100,19 +109,23 @@ class GcmKey {
   AeadAlg alg() const { return alg_; }
   const gcm_key_data* data() const { return &data_; }
   const GcmFns& fns() const { return fns_; }
-  // True if 12-byte-IV operations go through crypto/gcm_vaes with vaes().
-  bool uses_vaes() const { return use_vaes_; }
+  // True if a 12-byte-IV operation on `len` bytes of text goes through crypto/gcm_vaes with
+  // vaes(); else IPsec-MB with data().
+  bool uses_vaes(size_t len) const { return len < vaes_below_; }
   const VaesGcmKey& vaes() const { return vaes_; }
-  // "vaes-avx2" or "ipsec-mb": the implementation 12-byte-IV operations use.
-  const char* backend() const {
-    return gcm_backend_name(use_vaes_ ? GcmBackend::kVaes : GcmBackend::kIpsecMb);
+  // kIpsecMb, kVaes or kHybrid: what 12-byte-IV operations use.
+  GcmBackend kind() const {
+    return vaes_below_ == 0 ? GcmBackend::kIpsecMb
+                            : vaes_below_ == kVaesAlways ? GcmBackend::kVaes : GcmBackend::kHybrid;
   }
+  const char* backend() const { return gcm_backend_name(kind()); }
 
  private:
   gcm_key_data data_{};  // 64-byte aligned by its declaration in intel-ipsec-mb.h
-  VaesGcmKey vaes_{};    // filled only when use_vaes_
+  static constexpr size_t kVaesAlways = ~size_t{0};
+  VaesGcmKey vaes_{};     // filled only when vaes_below_ > 0
   GcmFns fns_{};
-  bool use_vaes_ = false;
+  size_t vaes_below_ = 0;  // texts shorter than this use vaes_: 0 never, kVaesAlways always
   AeadAlg alg_ = AeadAlg::kAes128Gcm;
   bool valid_ = false;
 };

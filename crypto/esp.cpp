@@ -138,7 +138,7 @@ size_t EspSa::seal(IMB_MGR* mgr, uint8_t* esp, size_t payload_len, uint8_t next_
     aad_len = 12;
   }
 
-  if (key_.uses_vaes()) {
+  if (key_.uses_vaes(text_len)) {
     vaes_gcm_enc(key_.vaes(), nonce, aad, aad_len, text, text, text_len, text + text_len);
   } else {
     gcm_context_data ctx;
@@ -192,7 +192,7 @@ EspStatus EspSa::open(IMB_MGR* mgr, uint8_t* esp, size_t esp_len, size_t* payloa
   uint8_t* text = esp + kEspPayloadOffset;
   const size_t text_len = esp_len - kEspPayloadOffset - kEspIcvLen;
   alignas(16) uint8_t icv[kEspIcvLen];
-  if (key_.uses_vaes()) {
+  if (key_.uses_vaes(text_len)) {
     vaes_gcm_dec(key_.vaes(), nonce, aad, aad_len, text, text, text_len, icv);
   } else {
     gcm_context_data ctx;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -45,12 +46,24 @@ TEST(CryptoGcmVaes, BackendSelection) {
   ASSERT_TRUE(v.set(AeadAlg::kAes128Gcm, key, GcmBackend::kVaes));
   ASSERT_TRUE(m.set(AeadAlg::kAes128Gcm, key, GcmBackend::kIpsecMb));
   ASSERT_TRUE(a.set(AeadAlg::kAes128Gcm, key));
-  EXPECT_TRUE(v.uses_vaes());
+  EXPECT_TRUE(v.uses_vaes(0) && v.uses_vaes(1420) && v.uses_vaes(65535));
   EXPECT_STREQ(v.backend(), "vaes-avx2");
-  EXPECT_FALSE(m.uses_vaes());
+  EXPECT_FALSE(m.uses_vaes(0) || m.uses_vaes(64));
   EXPECT_STREQ(m.backend(), "ipsec-mb");
   EXPECT_STREQ(a.backend(), gcm_backend_name(GcmBackend::kAuto));
-  EXPECT_EQ(a.uses_vaes(), gcm_default_backend() == GcmBackend::kVaes);
+  EXPECT_EQ(a.kind(), gcm_default_backend());
+  // The default: hybrid exactly where IPsec-MB runs its AVX-512 code (unless VANISH_GCM says).
+  if (std::getenv("VANISH_GCM") == nullptr) {
+    EXPECT_EQ(gcm_default_backend() == GcmBackend::kHybrid,
+              thread_imb_mgr()->used_arch == IMB_ARCH_AVX512);
+  }
+  GcmKey h;
+  ASSERT_TRUE(h.set(AeadAlg::kAes128Gcm, key, GcmBackend::kHybrid));
+  EXPECT_STREQ(h.backend(), "hybrid");
+  EXPECT_TRUE(h.uses_vaes(0));
+  EXPECT_TRUE(h.uses_vaes(kGcmHybridSplit - 1));
+  EXPECT_FALSE(h.uses_vaes(kGcmHybridSplit));
+  EXPECT_FALSE(h.uses_vaes(1420));
   EXPECT_EQ(VaesGcmKey{}.rounds, 0u);
   VaesGcmKey raw{};
   EXPECT_FALSE(vaes_gcm_set_key(&raw, key.data(), 15));
@@ -66,14 +79,14 @@ TEST(CryptoGcmVaes, MoveAndResetCoverKeyMaterial) {
   EXPECT_EQ(a.vaes().rounds, 14u);
   const VaesGcmKey copy = a.vaes();
   GcmKey b(std::move(a));
-  EXPECT_TRUE(b.uses_vaes());
+  EXPECT_TRUE(b.uses_vaes(64));
   EXPECT_EQ(std::memcmp(&b.vaes(), &copy, sizeof(copy)), 0);
   EXPECT_FALSE(a.valid());  // NOLINT(bugprone-use-after-move): moved-from state is specified
-  EXPECT_FALSE(a.uses_vaes());
+  EXPECT_FALSE(a.uses_vaes(64));
   EXPECT_TRUE(all_zero(reinterpret_cast<const uint8_t*>(&a.vaes()), sizeof(VaesGcmKey)));
   GcmKey c;
   c = std::move(b);
-  EXPECT_TRUE(c.uses_vaes());
+  EXPECT_TRUE(c.uses_vaes(64));
   EXPECT_TRUE(all_zero(reinterpret_cast<const uint8_t*>(&b.vaes()), sizeof(VaesGcmKey)));
   // The moved key still works.
   const Bytes iv = pattern(12, 3), pt = pattern(100, 4);
@@ -85,7 +98,7 @@ TEST(CryptoGcmVaes, MoveAndResetCoverKeyMaterial) {
   EXPECT_EQ(got, testing::ossl_gcm_seal(key, iv, {}, pt));
   // Re-setting to IPsec-MB clears the VAES key.
   ASSERT_TRUE(c.set(AeadAlg::kAes128Gcm, pattern(16, 5), GcmBackend::kIpsecMb));
-  EXPECT_FALSE(c.uses_vaes());
+  EXPECT_FALSE(c.uses_vaes(64));
   EXPECT_TRUE(all_zero(reinterpret_cast<const uint8_t*>(&c.vaes()), sizeof(VaesGcmKey)));
   c.reset();
   EXPECT_TRUE(all_zero(reinterpret_cast<const uint8_t*>(&c.vaes()), sizeof(VaesGcmKey)));
@@ -270,10 +283,13 @@ TEST(CryptoGcmVaes, BackendsAgree) {
   for (int i = 0; i < 3000; ++i) {
     const AeadAlg alg = kAlgs[rng() % 3];
     const Bytes key = pattern(aead_key_len(alg), rng());
-    GcmKey v, m;
+    GcmKey v, m, h;
     ASSERT_TRUE(v.set(alg, key, GcmBackend::kVaes));
     ASSERT_TRUE(m.set(alg, key, GcmBackend::kIpsecMb));
-    const size_t len = i < 2000 ? rng() % 600 : rng() % 9100;
+    ASSERT_TRUE(h.set(alg, key, GcmBackend::kHybrid));
+    const size_t len = i < 1000   ? rng() % 600
+                       : i < 2000 ? kGcmHybridSplit - 8 + rng() % 16  // either side of the split
+                                  : rng() % 9100;
     const size_t tag_len = 1 + rng() % 16;
     const Bytes iv = pattern(12, rng());
     const Bytes aad = pattern(rng() % 40, rng());
@@ -283,6 +299,13 @@ TEST(CryptoGcmVaes, BackendsAgree) {
     ASSERT_TRUE(gcm_seal(mgr, m, iv, aad, pt.data(), c2.data(), len, t2.data(), tag_len));
     ASSERT_EQ(c1, c2) << "len " << len;
     ASSERT_EQ(t1, t2) << "len " << len;
+    Bytes c3(len), t3(tag_len);
+    ASSERT_TRUE(gcm_seal(mgr, h, iv, aad, pt.data(), c3.data(), len, t3.data(), tag_len));
+    ASSERT_EQ(c3, c2) << "hybrid, len " << len;
+    ASSERT_EQ(t3, t2) << "hybrid, len " << len;
+    Bytes b3(len);
+    ASSERT_TRUE(gcm_open(mgr, h, iv, aad, c1.data(), b3.data(), len, t1.data(), tag_len));
+    ASSERT_EQ(b3, pt);
     Bytes b1(len), b2(len);
     ASSERT_TRUE(gcm_open(mgr, v, iv, aad, c2.data(), b1.data(), len, t2.data(), tag_len));
     ASSERT_TRUE(gcm_open(mgr, m, iv, aad, c1.data(), b2.data(), len, t1.data(), tag_len));
@@ -313,7 +336,7 @@ TEST(CryptoGcmVaes, EspBackendsInterop) {
       p.salt = {9, 8, 7, 6};
       p.esn = esn;
       p.deterministic_iv = true;
-      EspSa tv, tm, rv, rm;
+      EspSa tv, tm, rv, rm, th, rh;
       p.backend = GcmBackend::kVaes;
       ASSERT_TRUE(tv.init(p));
       ASSERT_TRUE(rv.init(p));
@@ -322,6 +345,10 @@ TEST(CryptoGcmVaes, EspBackendsInterop) {
       ASSERT_TRUE(tm.init(p));
       ASSERT_TRUE(rm.init(p));
       EXPECT_STREQ(tm.backend(), "ipsec-mb");
+      p.backend = GcmBackend::kHybrid;  // crosses kGcmHybridSplit within the loop below
+      ASSERT_TRUE(th.init(p));
+      ASSERT_TRUE(rh.init(p));
+      EXPECT_STREQ(th.backend(), "hybrid");
       for (size_t len = 0; len <= 1600; len += (len < 300 ? 1 : 37)) {
         const Bytes payload = pattern(len, static_cast<uint32_t>(len));
         Bytes a(len + 64), b(len + 64);
@@ -332,12 +359,19 @@ TEST(CryptoGcmVaes, EspBackendsInterop) {
         const size_t nb = tm.seal(mgr, b.data(), len, 17, &st);
         ASSERT_EQ(na, nb);
         ASSERT_EQ(a, b) << "len " << len;
+        Bytes h(len + 64);
+        std::copy(payload.begin(), payload.end(), h.begin() + kEspPayloadOffset);
+        ASSERT_EQ(th.seal(mgr, h.data(), len, 17, &st), na);
+        ASSERT_EQ(h, a) << "hybrid, len " << len;
         size_t plen = 0;
         uint8_t nh = 0;
         ASSERT_EQ(rm.open(mgr, a.data(), na, &plen, &nh), EspStatus::kOk);
         ASSERT_EQ(plen, len);
         ASSERT_EQ(rv.open(mgr, b.data(), nb, &plen, &nh), EspStatus::kOk);
         ASSERT_TRUE(std::equal(payload.begin(), payload.end(), b.begin() + kEspPayloadOffset));
+        ASSERT_EQ(rh.open(mgr, h.data(), na, &plen, &nh), EspStatus::kOk);
+        ASSERT_EQ(plen, len);
+        ASSERT_TRUE(std::equal(payload.begin(), payload.end(), h.begin() + kEspPayloadOffset));
       }
       // A tampered packet: VAES open reports kBadIcv and wipes the encrypted part.
       Bytes c(200 + 64);
