@@ -115,15 +115,16 @@ class GcmKey {
   const VaesGcmKey& vaes() const { return vaes_; }
   // kIpsecMb, kVaes or kHybrid: what 12-byte-IV operations use.
   GcmBackend kind() const {
-    return vaes_below_ == 0 ? GcmBackend::kIpsecMb
-                            : vaes_below_ == kVaesAlways ? GcmBackend::kVaes : GcmBackend::kHybrid;
+    return vaes_below_ == 0             ? GcmBackend::kIpsecMb
+           : vaes_below_ == kVaesAlways ? GcmBackend::kVaes
+                                        : GcmBackend::kHybrid;
   }
   const char* backend() const { return gcm_backend_name(kind()); }
 
  private:
   gcm_key_data data_{};  // 64-byte aligned by its declaration in intel-ipsec-mb.h
   static constexpr size_t kVaesAlways = ~size_t{0};
-  VaesGcmKey vaes_{};     // filled only when vaes_below_ > 0
+  VaesGcmKey vaes_{};  // filled only when vaes_below_ > 0
   GcmFns fns_{};
   size_t vaes_below_ = 0;  // texts shorter than this use vaes_: 0 never, kVaesAlways always
   AeadAlg alg_ = AeadAlg::kAes128Gcm;

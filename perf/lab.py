@@ -183,9 +183,19 @@ class Lab:
             with open(logp, "w") as lf:
                 lf.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
                 lf.flush()
+                def gen_child() -> None:
+                    # Every thread of the generator on its own CPU: EAL puts its control threads
+                    # (the memif socket handling among them) on the CPUs of the process's affinity
+                    # that no lcore uses, which would otherwise be CPU 1, the DUT worker's.
+                    try:
+                        os.sched_setaffinity(0, {0})
+                    except OSError:
+                        pass
+                    if renice.nice:
+                        renice._renice()
+
                 p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True,
-                                     preexec_fn=renice._renice if renice.nice else None)
+                                     start_new_session=True, preexec_fn=gen_child)
                 killer = threading.Timer(timeout, lambda: os.killpg(p.pid, signal.SIGKILL))
                 killer.start()
                 try:
