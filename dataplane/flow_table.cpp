@@ -5,6 +5,8 @@
 #include <rte_malloc.h>
 #include <sys/mman.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "dataplane/conn_metrics.hpp"
@@ -39,8 +41,11 @@ FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id,
 
 // The arrays are touched at random (one bucket, key and entry per flow): on 4 KiB pages a table
 // of 1M flows costs TLB misses on every packet. With DPDK hugepages they come from DPDK's memory
-// on the worker's socket; without (--no-huge) from an anonymous mapping the kernel may back with
-// transparent huge pages (MADV_HUGEPAGE: asked for even when THP is "madvise" only). Zeroed.
+// on the worker's socket; without (--no-huge) from an anonymous mapping, zeroed.
+// That mapping does not ask for transparent huge pages unless VANISH_FLOW_THP=1: on a 6.18 guest
+// running DAMON, the kernel's later work on such pages stalled the worker for milliseconds (NDR
+// at a fifth of the maximum, p99 in ms), while 4 KiB pages cost no measurable 1M-flow throughput
+// there (perf/README-bench.md, session 7). Real hugepages avoid both.
 void* FlowTable::alloc_region(size_t bytes, int socket_id) {
   Region& r = regions_[n_regions_];
   r.bytes = bytes;
@@ -52,7 +57,11 @@ void* FlowTable::alloc_region(size_t bytes, int socket_id) {
   if (mem == nullptr) {
     mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) return nullptr;
-    madvise(mem, bytes, MADV_HUGEPAGE);  // best effort
+    static const bool thp = [] {
+      const char* e = std::getenv("VANISH_FLOW_THP");
+      return e != nullptr && std::strcmp(e, "1") == 0;
+    }();
+    if (thp) madvise(mem, bytes, MADV_HUGEPAGE);  // best effort
   }
   r.p = mem;
   n_regions_++;
