@@ -18,8 +18,10 @@ bool ipv4_header_checksum_ok(const rte_mbuf* m) {
       return true;
     case RTE_MBUF_F_RX_IP_CKSUM_BAD:
       return false;
-    default:  // unknown or not checked: parse_ip() saw the whole header in the first segment
-      return rte_ipv4_cksum(at<rte_ipv4_hdr>(m, kEthLen)) == 0;
+    default: {  // unknown or not checked: parse_ip() saw the whole header in the first segment
+      const auto* ip = at<rte_ipv4_hdr>(m, kEthLen);
+      return ipv4_header_sum_ok(ip, (ip->version_ihl & 0xfu) * 4u);
+    }
   }
 }
 
