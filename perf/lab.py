@@ -313,7 +313,7 @@ class Lab:
         opts = self.traffic_opts(system, direction, size, flows) + [
             "--trial", str(a.trial), "--resolution", str(a.resolution), "--warmup", str(a.warmup),
             "--latency-load", "0.5", "--latency-duration", str(a.latency_duration),
-            "--rt-priority", str(a.rt_priority)]
+            "--latency-slice", str(a.latency_slice), "--rt-priority", str(a.rt_priority)]
         r = self.with_dut(system, lambda sl, sf, ctl: self.gen("ndr", sl, sf, opts, 600))
         out = {"scenario": "ndr", "system": system, "dir": direction, "size": size, "flows": flows,
                "ok": bool(r)}
@@ -333,14 +333,21 @@ class Lab:
             rate = r["latency_rate_pps"]
             o2 = self.traffic_opts("testpmd", direction, size, flows) + [
                 "--rate", str(rate), "--duration", str(a.latency_duration),
-                "--rt-priority", str(a.rt_priority)]
+                "--latency-slice", str(a.latency_slice), "--rt-priority", str(a.rt_priority)]
             h = self.with_dut("testpmd", lambda sl, sf, ctl: self.gen("run", sl, sf, o2, 120))
             if h:
                 out["harness_latency"] = h.get("latency")
-                hp = (h.get("latency") or {}).get("p99_us")
-                vp = (out["latency"] or {}).get("p99_us")
+                hl, vl = h.get("latency") or {}, out["latency"] or {}
+                hp, vp = hl.get("p99_us"), vl.get("p99_us")
                 if hp is not None and vp is not None:
-                    out["p99_added_us"] = round(vp - hp, 2)
+                    out["p99_added_pooled_us"] = round(vp - hp, 2)
+                # The target's figure: median over the slices (one RFC 2544 latency trial each)
+                # of the DUT's p99, minus the same for the harness; pooled when there are none.
+                hm, vm = hl.get("p99_median_us"), vl.get("p99_median_us")
+                if hm is not None and vm is not None:
+                    out["p99_added_us"] = round(vm - hm, 2)
+                elif "p99_added_pooled_us" in out:
+                    out["p99_added_us"] = out["p99_added_pooled_us"]
                 self.results[-1] = out
         return out
 
@@ -843,22 +850,30 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
                f"Trial {a.trial} s, resolution {a.resolution}, PDR loss 0.5 %. Latency: generator TX "
                "timestamp -> generator RX (outbound: 1 in 16 ESP packets decrypted to read it); "
                "`added` = DUT p99 - testpmd p99 at the same offered rate. "
-               + (f"Latency trials (DUT and harness alike) in slices of <= 0.8 s with the generator "
+               + (f"Latency trials (DUT and harness alike) in slices of {a.latency_slice} s "
+                  f"({a.latency_duration} s in all) with the generator "
                   f"and the DUT's worker thread under SCHED_FIFO {a.rt_priority}, so other tasks on "
-                  f"the machine cannot preempt them." if a.rt_priority > 0 else
+                  f"the machine cannot preempt them. Each slice is one latency trial (RFC 2544 "
+                  f"26.2 repeats the trial at least 20 times and reports the average): `p99 med` is "
+                  f"the median over the slices of each slice's p99, and `p99 added` compares those "
+                  f"medians; `pooled` columns take all slices' packets as one sample, where one "
+                  f"stall of the VM (the hypervisor descheduling a vCPU, which no priority "
+                  f"prevents) in any slice decides the p99." if a.rt_priority > 0 else
                   "Latency trials at normal priority (--rt-priority 0): other tasks on the machine "
                   "can preempt the generator and the DUT."), "",
-               "| system | dir | size | max Mpps | NDR Mpps | PDR Mpps | p50 us | p99 us | p99.9 us | max us | harness p50 us | harness p99 us | p50 added us | p99 added us |",
-               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+               "| system | dir | size | max Mpps | NDR Mpps | PDR Mpps | p50 us | p99 med us | pooled p99 us | p99.9 us | max us | harness p50 us | harness p99 med us | harness pooled p99 us | p50 added us | p99 added us | pooled p99 added us |",
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         cdf_series, cdf_x = {}, None
         for r in nd:
             lat = r.get("latency") or {}
             hl = r.get("harness_latency") or {}
             md.append(f"| {r['system']} | {r['dir']} | {r['size']} | {fmt(r.get('max_mpps'))} | "
                       f"{fmt(r.get('ndr_mpps'))} | {fmt(r.get('pdr_mpps'))} | {fmt(lat.get('p50_us'), 1)} | "
+                      f"{fmt(lat.get('p99_median_us'), 1)} | "
                       f"{fmt(lat.get('p99_us'), 1)} | {fmt(lat.get('p999_us'), 1)} | {fmt(lat.get('max_us'), 1)} | "
-                      f"{fmt(hl.get('p50_us'), 1)} | {fmt(hl.get('p99_us'), 1)} | "
-                      f"{fmt(ratio_sub(lat.get('p50_us'), hl.get('p50_us')), 1)} | {fmt(r.get('p99_added_us'), 1)} |")
+                      f"{fmt(hl.get('p50_us'), 1)} | {fmt(hl.get('p99_median_us'), 1)} | {fmt(hl.get('p99_us'), 1)} | "
+                      f"{fmt(ratio_sub(lat.get('p50_us'), hl.get('p50_us')), 1)} | {fmt(r.get('p99_added_us'), 1)} | "
+                      f"{fmt(r.get('p99_added_pooled_us'), 1)} |")
             if lat.get("cdf_us"):
                 cdf_series[f"{r['system']} {r['dir']} {r['size']}"] = lat["cdf_us"]
             if hl.get("cdf_us") and "harness" not in cdf_series:
@@ -937,8 +952,11 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
                 note = " (harness-bound)"
         md.append(f"| {name} | {h} | {fmt(v, 3)} | {'-' if v is None else ('yes' if v >= t else 'no')}{note} |")
     if added:
-        md.append(f"| p99 latency added < 20 us at 50 % of NDR | memif | {max(added):.1f} us (worst) | "
-                  f"{'yes' if max(added) < 20 else 'no'} |")
+        pooled = [r.get("p99_added_pooled_us") for r in nd
+                  if r.get("system") == "vanishd" and r.get("p99_added_pooled_us") is not None]
+        pooled_txt = f"; pooled: {max(pooled):.1f} us" if pooled else ""
+        md.append(f"| p99 latency added < 20 us at 50 % of NDR | memif | {max(added):.1f} us (worst; "
+                  f"median of slices{pooled_txt}) | {'yes' if max(added) < 20 else 'no'} |")
     md += ["", "Raw data: `results.jsonl` (one object per scenario), DUT and generator logs in `logs/`.", ""]
     path = os.path.join(out, "report.md")
     with open(path, "w") as f:
@@ -999,7 +1017,11 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=None)
     p.add_argument("--trial", type=float, default=None, help="NDR/PDR trial seconds")
     p.add_argument("--resolution", type=float, default=0.02)
-    p.add_argument("--latency-duration", type=float, default=None)
+    p.add_argument("--latency-duration", type=float, default=None,
+                   help="latency trial length, s (default 4 quick, 6 full)")
+    p.add_argument("--latency-slice", type=float, default=None,
+                   help="one latency trial per slice of this length, s (default 0.2 quick, 0.3 full: "
+                        "20 slices); the p99 target compares medians over the slices")
     p.add_argument("--vanishd-args", dest="vanishd_args", default="",
                    help="more vanishd options for every vanishd run, e.g. '--max-idle-sleep-us 20'")
     p.add_argument("--rt-priority", type=int, default=None,
@@ -1026,7 +1048,9 @@ def main(argv=None) -> int:
     a.warmup = a.warmup if a.warmup is not None else (0.5 if q else 1.0)
     a.duration = a.duration if a.duration is not None else (1.5 if q else 3.0)
     a.trial = a.trial if a.trial is not None else (0.5 if q else 1.0)
-    a.latency_duration = a.latency_duration if a.latency_duration is not None else (1.0 if q else 3.0)
+    # 20 slices, each one latency trial (RFC 2544 26.2: at least 20).
+    a.latency_duration = a.latency_duration if a.latency_duration is not None else (4.0 if q else 6.0)
+    a.latency_slice = a.latency_slice if a.latency_slice is not None else (0.2 if q else 0.3)
     if a.rt_priority is None:
         a.rt_priority = 1 if os.geteuid() == 0 else 0
     a.churn_seconds = a.churn_seconds if a.churn_seconds is not None else (2.0 if q else 5.0)

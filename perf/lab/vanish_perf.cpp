@@ -88,6 +88,7 @@ struct Opts {
   // ndr
   double trial = 1, resolution = 0.02, pdr_loss = 0.005, max_rate = 0, latency_load = 0.5;
   double latency_duration = 2;
+  double latency_slice = 0.8;  // rt > 0: one latency trial per slice (see latency_trial)
   int rt_priority = 0;  // latency trials under SCHED_FIFO at this priority (0: off)
   // export
   std::string pcap_out, lua_out;
@@ -218,6 +219,7 @@ struct TrialStats {
   double meas_seconds = 0;
   double cpu_share = 0;  // this thread's CPU time / wall time over the measuring window
   Hist lat;
+  std::vector<double> slice_p50_us, slice_p99_us;  // latency_trial with rt: one per slice
   double loss_ratio() const {
     return offered ? double(offered - std::min(offered, received)) / double(offered) : 0;
   }
@@ -384,11 +386,14 @@ class Lab {
     return s;
   }
 
-  // A rate-limited trial for latency. rt > 0: in slices of at most 0.8 s, each with this thread
-  // under SCHED_FIFO at priority rt and followed by a 0.2 s pause at normal priority, so no other
-  // task on the machine can preempt the timed loop, and the kernel's RT throttling (which takes
-  // the CPU back for 50 ms of every second of real-time load) never cuts a slice. The slices'
-  // counters and histograms are summed. Fails (no RT) when the thread may not use SCHED_FIFO.
+  // A rate-limited trial for latency. rt > 0: in slices of at most --latency-slice (<= 0.8 s),
+  // each with this thread under SCHED_FIFO at priority rt and followed by a 0.2 s pause at
+  // normal priority, so no other task on the machine can preempt the timed loop, and the
+  // kernel's RT throttling (which takes the CPU back for 50 ms of every second of real-time
+  // load) never cuts a slice. The slices' counters and histograms are summed (the pooled
+  // figures), and each slice's p50/p99 is kept: every slice is one latency trial in the sense of
+  // RFC 2544 section 26.2, which repeats the trial (at least 20 times) and reports the average.
+  // Fails (no RT) when the thread may not use SCHED_FIFO.
   TrialStats latency_trial(double rate, double seconds, int rt, bool* rt_used) {
     *rt_used = false;
     if (rt <= 0) return trial(rate, seconds, 0);
@@ -400,7 +405,7 @@ class Lab {
     total.rate = rate;
     double left = seconds, cpu_weighted = 0;
     while (left > 1e-3 && !g_stop) {
-      const double slice = std::min(left, 0.8);
+      const double slice = std::min(left, std::clamp(o_.latency_slice, 0.05, 0.8));
       sched_param fifo{};
       fifo.sched_priority = rt;
       const bool on = pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
@@ -426,6 +431,10 @@ class Lab {
       total.meas_seconds += c.meas_seconds;
       cpu_weighted += c.cpu_share * c.meas_seconds;
       total.lat.merge(c.lat);
+      if (c.lat.count() > 0) {
+        total.slice_p50_us.push_back(c.lat.quantile(0.5) / 1e3);
+        total.slice_p99_us.push_back(c.lat.quantile(0.99) / 1e3);
+      }
       left -= slice;
       if (left > 1e-3)
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -460,7 +469,24 @@ class Lab {
     j["lat_bad"] = s.lat_bad;
     j["gen_cpu_share"] = s.cpu_share;
     j["latency"] = s.lat.summary();
+    if (!s.slice_p99_us.empty()) {
+      // Per-slice trials: their p99s, and the median and mean over them.
+      json& l = j["latency"];
+      l["slices"] = s.slice_p99_us.size();
+      l["slice_p99_us"] = s.slice_p99_us;
+      l["p99_median_us"] = median(s.slice_p99_us);
+      l["p99_mean_us"] = std::accumulate(s.slice_p99_us.begin(), s.slice_p99_us.end(), 0.0) /
+                         double(s.slice_p99_us.size());
+      l["p50_median_us"] = median(s.slice_p50_us);
+    }
     return j;
+  }
+
+  static double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   }
 
   double avg_size() const {
@@ -795,6 +821,10 @@ int main(int argc, char** argv) {
     app.add_option("--max-rate", o.max_rate, "search upper bound, pps (0 = measured max x 1.05)");
     app.add_option("--latency-load", o.latency_load, "latency trial at this fraction of the NDR");
     app.add_option("--latency-duration", o.latency_duration, "latency trial length, s");
+    app.add_option("--latency-slice", o.latency_slice,
+                   "with --rt-priority: slice length, s (one latency trial per slice; the JSON "
+                   "adds each slice's p99 and their median)")
+        ->check(CLI::Range(0.05, 0.8));
     app.add_option("--rt-priority", o.rt_priority,
                    "run with --rate, and ndr's latency trial: the timed loop under SCHED_FIFO at "
                    "this priority, in slices of <= 0.8 s (root; 0 = off)")
