@@ -78,6 +78,19 @@ inline bool ipv4_header_sum_ok(const void* hdr, unsigned ihl_bytes) {
   return s == 0xffff;
 }
 
+// The IPv4 header checksum of the header at l3_off (ihl_bytes long, inside the first segment):
+// the port's verdict when it checked (RX offload), else ipv4_header_sum_ok over the header.
+inline bool ipv4_header_checksum_ok(const rte_mbuf* m, size_t l3_off, unsigned ihl_bytes) {
+  switch (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) {
+    case RTE_MBUF_F_RX_IP_CKSUM_GOOD:
+      return true;
+    case RTE_MBUF_F_RX_IP_CKSUM_BAD:
+      return false;
+    default:  // unknown or not checked
+      return ipv4_header_sum_ok(rte_pktmbuf_mtod_offset(m, const uint8_t*, l3_off), ihl_bytes);
+  }
+}
+
 // RFC 1624 incremental update of an IPv4 header checksum when the TTL drops by one:
 // HC' = ~(~HC + ~m + m') (eqn. 3) with m' - m = -0x0100, i.e. ~(~HC + 0xFEFF). Unlike HC + 0x0100
 // it never yields 0xFFFF, so the result equals a checksum computed from scratch.

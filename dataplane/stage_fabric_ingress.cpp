@@ -38,6 +38,12 @@ void FabricIngress::process(WorkerCtx& ctx, Burst& b, bool from_handoff) {
         ctx.drop(m, DropReason::kParseError);
         continue;
       }
+      // RFC 1122 3.2.1.2: every received IPv4 header's checksum is verified (ESP's ICV does not
+      // cover the outer header; a corrupted address must not pick an SA or the egress path).
+      if (!ipv4_header_checksum_ok(m, kEthLen, unsigned(ihl))) {
+        ctx.drop(m, DropReason::kBadIpChecksum);
+        continue;
+      }
       if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
         ctx.drop(m, DropReason::kOuterFragment);
         continue;

@@ -539,6 +539,35 @@ TEST_F(DpTest, MalformedOuterHeadersAreParseErrors) {
   EXPECT_EQ(b->drops(), "parse_error=4");
 }
 
+// RFC 1122 3.2.1.2: the outer IPv4 header checksum is verified (the port's verdict when it gives
+// one), before the destination and the SPI are looked at.
+TEST_F(DpTest, BadOuterIpv4ChecksumIsDropped) {
+  std::vector<Bytes> f = sealed_by_a(*a, {sleep_to_httpbin1(0), sleep_to_httpbin1(1)});
+  Bytes bad_sum = f[0], bad_ttl = f[0], bad_dst = f[0];
+  bad_sum[kEth + 11] ^= 0x01;  // the checksum itself
+  bad_ttl[kEth + 8] ^= 0x10;   // TTL changed, checksum not updated
+  bad_dst[kEth + 19] ^= 0x02;  // another destination, checksum not updated
+  Out o = b->inbound({bad_sum, bad_ttl, bad_dst});
+  EXPECT_TRUE(o.local.empty());
+  EXPECT_EQ(b->drops(), "bad_ip_checksum=3");
+  EXPECT_EQ(b->ctr.decrypted, 0u) << "dropped before the SA";
+  // The port's verdict: BAD drops a right header, GOOD is not summed again.
+  auto with_flags = [&](const Bytes& fr, uint64_t flags) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool());
+    EXPECT_TRUE(m);
+    std::memcpy(rte_pktmbuf_append(m, uint16_t(fr.size())), fr.data(), fr.size());
+    m->ol_flags |= flags;
+    return m;
+  };
+  o = b->run_mbufs({with_flags(f[0], RTE_MBUF_F_RX_IP_CKSUM_BAD)}, true);
+  EXPECT_TRUE(o.local.empty());
+  EXPECT_EQ(b->drops(), "bad_ip_checksum=4");
+  o = b->run_mbufs({with_flags(bad_sum, RTE_MBUF_F_RX_IP_CKSUM_GOOD)}, true);
+  EXPECT_EQ(o.local.size(), 1u) << b->drops();
+  EXPECT_EQ(b->inbound(f[1]).local.size(), 1u);
+  EXPECT_EQ(b->drops(), "bad_ip_checksum=4");
+}
+
 TEST_F(DpTest, EthernetPaddingAfterTheFabricPacketIsIgnored) {
   // A short fabric packet padded by the link (and arbitrary bytes after the IP packet).
   Bytes inner = udp(ip_hdr(kSleep, kHttpbin1, false), 1, 2, {});
