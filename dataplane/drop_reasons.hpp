@@ -47,7 +47,7 @@ namespace vanish::dp {
   X(kHostDenied, "host_denied", "egress: the flow's host name (TLS SNI, HTTP Host, DNS query) is not allowed") \
   X(kHostUnknown, "host_unknown", "egress: a governed flow's first payload carries no host name (not TLS/HTTP/DNS, no SNI)") \
   X(kHostMalformed, "host_malformed", "egress: ClientHello/HTTP head/DNS query malformed, truncated, oversized or fragmented") \
-  X(kBadIpChecksum, "bad_ip_checksum", "IPv4 header checksum wrong on the local port (the NIC's verdict when it checks, else ours)")
+  X(kBadIpChecksum, "bad_ip_checksum", "IPv4 header checksum wrong (fabric port: the outer header; the NIC's verdict when it checks, else ours)")
 
 // clang-format on
 
