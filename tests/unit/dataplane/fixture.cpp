@@ -206,9 +206,7 @@ DpNode::~DpNode() {
   for (uint16_t i = 0; i < ctx.to_fabric.n; i++) rte_pktmbuf_free(ctx.to_fabric.pkts[i]);
 }
 
-namespace {
-
-rte_mbuf* to_mbuf(const Bytes& f) {
+rte_mbuf* to_mbuf(const Bytes& f, uint64_t ol_flags) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool());
   if (!m) return nullptr;
   char* p = rte_pktmbuf_append(m, uint16_t(f.size()));
@@ -217,8 +215,11 @@ rte_mbuf* to_mbuf(const Bytes& f) {
     return nullptr;
   }
   if (!f.empty()) std::memcpy(p, f.data(), f.size());
+  m->ol_flags |= ol_flags;
   return m;
 }
+
+namespace {
 
 Bytes from_mbuf(const rte_mbuf* m) {
   Bytes b(rte_pktmbuf_pkt_len(m));

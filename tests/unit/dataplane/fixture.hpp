@@ -39,6 +39,9 @@ namespace vanish::test {
 bool eal_init(const char* argv0);
 void eal_cleanup();
 rte_mempool* pool();
+// A one-segment mbuf from pool() holding f, with ol_flags set (e.g. an RX checksum verdict);
+// nullptr if the pool is empty or f does not fit.
+rte_mbuf* to_mbuf(const Bytes& f, uint64_t ol_flags = 0);
 
 // ---- the reference mesh (/work/shared/scenario.md, examples/*.textproto) ---------------------
 

@@ -552,17 +552,14 @@ TEST_F(DpTest, BadOuterIpv4ChecksumIsDropped) {
   EXPECT_EQ(b->drops(), "bad_ip_checksum=3");
   EXPECT_EQ(b->ctr.decrypted, 0u) << "dropped before the SA";
   // The port's verdict: BAD drops a right header, GOOD is not summed again.
-  auto with_flags = [&](const Bytes& fr, uint64_t flags) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool());
-    EXPECT_TRUE(m);
-    std::memcpy(rte_pktmbuf_append(m, uint16_t(fr.size())), fr.data(), fr.size());
-    m->ol_flags |= flags;
-    return m;
-  };
-  o = b->run_mbufs({with_flags(f[0], RTE_MBUF_F_RX_IP_CKSUM_BAD)}, true);
+  rte_mbuf* m1 = to_mbuf(f[0], RTE_MBUF_F_RX_IP_CKSUM_BAD);
+  ASSERT_TRUE(m1);
+  o = b->run_mbufs({m1}, true);
   EXPECT_TRUE(o.local.empty());
   EXPECT_EQ(b->drops(), "bad_ip_checksum=4");
-  o = b->run_mbufs({with_flags(bad_sum, RTE_MBUF_F_RX_IP_CKSUM_GOOD)}, true);
+  rte_mbuf* m2 = to_mbuf(bad_sum, RTE_MBUF_F_RX_IP_CKSUM_GOOD);
+  ASSERT_TRUE(m2);
+  o = b->run_mbufs({m2}, true);
   EXPECT_EQ(o.local.size(), 1u) << b->drops();
   EXPECT_EQ(b->inbound(f[1]).local.size(), 1u);
   EXPECT_EQ(b->drops(), "bad_ip_checksum=4");

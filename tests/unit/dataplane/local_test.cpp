@@ -398,17 +398,14 @@ TEST_F(DpTest, BadIpv4HeaderChecksumIsDropped) {
   EXPECT_EQ(a->drops(), "bad_ip_checksum=2");
   EXPECT_EQ(a->ctr.flows_created, 0u) << "not classified";
   // The NIC's verdict: BAD drops even a correct header, GOOD is trusted.
-  auto with_flags = [&](const Bytes& f, uint64_t flags) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool());
-    EXPECT_TRUE(m);
-    std::memcpy(rte_pktmbuf_append(m, uint16_t(f.size())), f.data(), f.size());
-    m->ol_flags |= flags;
-    return m;
-  };
-  o = a->run_mbufs({with_flags(good, RTE_MBUF_F_RX_IP_CKSUM_BAD)}, false);
+  rte_mbuf* m1 = to_mbuf(good, RTE_MBUF_F_RX_IP_CKSUM_BAD);
+  ASSERT_TRUE(m1);
+  o = a->run_mbufs({m1}, false);
   EXPECT_TRUE(o.fabric.empty());
   EXPECT_EQ(a->drops(), "bad_ip_checksum=3");
-  o = a->run_mbufs({with_flags(bad, RTE_MBUF_F_RX_IP_CKSUM_GOOD)}, false);
+  rte_mbuf* m2 = to_mbuf(bad, RTE_MBUF_F_RX_IP_CKSUM_GOOD);
+  ASSERT_TRUE(m2);
+  o = a->run_mbufs({m2}, false);
   EXPECT_EQ(o.fabric.size(), 1u) << "checked by the port: not summed again";
   o = a->outbound(good);
   EXPECT_EQ(o.fabric.size(), 1u);
