@@ -20,8 +20,6 @@
 
 namespace vanish::ctl {
 
-namespace v1 = vanish::ctl::v1;
-
 inline constexpr size_t kFrameHeaderBytes = 4;
 inline constexpr uint32_t kMaxRequestBytes = 16u << 20;  // 16 MiB
 inline constexpr uint32_t kMaxResponseBytes = 1u << 30;  // 1 GiB (a very large get_config)
