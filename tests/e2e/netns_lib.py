@@ -1143,6 +1143,9 @@ def _udp_send(host: str, port: int, rate: float, out: str, size: int = 100) -> N
     pad = b"\x00" * max(0, size - STREAM_HDR.size)
     interval = 1.0 / rate
     _stop_on_signals()
+    # The stop signal is held back while a datagram is sent and recorded: a stop between the two
+    # would leave one datagram received but not counted as sent.
+    stop_sigs = {signal.SIGTERM, signal.SIGINT}
     t_next = time.monotonic()
     try:
         while True:
@@ -1151,13 +1154,15 @@ def _udp_send(host: str, port: int, rate: float, out: str, size: int = 100) -> N
                 time.sleep(t_next - now)
             t_next += interval
             seq = len(times)
-            t = time.monotonic_ns()
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_sigs)
             try:
+                t = time.monotonic_ns()
                 s.sendto(STREAM_HDR.pack(STREAM_MAGIC, seq, t) + pad, (host, port))
+                times.append(t)
             except OSError:
                 errors += 1  # not sent: the same sequence number is tried again
-                continue
-            times.append(t)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_sigs)  # a pending stop lands here
     except _Stop:
         pass
     tmp = out + ".tmp"
