@@ -436,6 +436,20 @@ constexpr size_t kProbeBytes = 4096;
   return false;
 }
 
+// E(K, J0) for AES-128 and a 12-byte IV (J0 = IV || 0^31 || 1), with OpenSSL's ECB.
+[[maybe_unused]] bool tag_mask(const Bytes& key, const Bytes& iv, uint8_t* ej0) {
+  uint8_t j0[16] = {};
+  std::copy(iv.begin(), iv.end(), j0);
+  j0[15] = 1;
+  EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+  int n = 0;
+  const bool ok = EVP_EncryptInit_ex(c, EVP_aes_128_ecb(), nullptr, key.data(), nullptr) == 1 &&
+                  EVP_CIPHER_CTX_set_padding(c, 0) == 1 &&
+                  EVP_EncryptUpdate(c, ej0, &n, j0, 16) == 1 && n == 16;
+  EVP_CIPHER_CTX_free(c);
+  return ok;
+}
+
 // The compiler spills keystream blocks and E(K, J0) (the tag mask: with tags, enough of them give
 // away H) to the stack; enc/dec clear their frames before returning. Probed the way an attacker
 // with a stack read would see it: every 16-byte window of what the next call finds there.
@@ -455,19 +469,8 @@ TEST(CryptoGcmVaes, SpilledSecretsAreScrubbed) {
   const Bytes key = pattern(16, 1), iv = pattern(12, 2), aad = pattern(12, 3);
   VaesGcmKey k;
   ASSERT_TRUE(vaes_gcm_set_key(&k, key.data(), key.size()));
-  // E(K, J0), J0 = IV || 0^31 || 1: the keystream of an empty-AAD encryption of 16 zero bytes
-  // under counter 1 is E(K, J0 + 1); compute E(K, J0) with OpenSSL's ECB instead.
-  uint8_t j0[16] = {}, ej0[16];
-  std::copy(iv.begin(), iv.end(), j0);
-  j0[15] = 1;
-  {
-    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
-    int n = 0;
-    ASSERT_EQ(EVP_EncryptInit_ex(c, EVP_aes_128_ecb(), nullptr, key.data(), nullptr), 1);
-    EVP_CIPHER_CTX_set_padding(c, 0);
-    ASSERT_EQ(EVP_EncryptUpdate(c, ej0, &n, j0, 16), 1);
-    EVP_CIPHER_CTX_free(c);
-  }
+  uint8_t ej0[16];
+  ASSERT_TRUE(tag_mask(key, iv, ej0));
   for (size_t len : {40, 100, 300, 520, 1000, 1420}) {
     SCOPED_TRACE("len " + std::to_string(len));
     const Bytes pt = pattern(len, static_cast<uint32_t>(len));
@@ -516,17 +519,8 @@ TEST(CryptoGcmVaes, AeadCallsLeaveNoGhashStateOnTheStack) {
   IMB_MGR* mgr = thread_imb_mgr();
   ASSERT_NE(mgr, nullptr);
   const Bytes key = pattern(16, 11), iv = pattern(12, 12), aad = pattern(12, 13);
-  uint8_t j0[16] = {}, ej0[16];
-  std::copy(iv.begin(), iv.end(), j0);
-  j0[15] = 1;
-  {
-    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
-    int n = 0;
-    ASSERT_EQ(EVP_EncryptInit_ex(c, EVP_aes_128_ecb(), nullptr, key.data(), nullptr), 1);
-    EVP_CIPHER_CTX_set_padding(c, 0);
-    ASSERT_EQ(EVP_EncryptUpdate(c, ej0, &n, j0, 16), 1);
-    EVP_CIPHER_CTX_free(c);
-  }
+  uint8_t ej0[16];
+  ASSERT_TRUE(tag_mask(key, iv, ej0));
   std::vector<GcmBackend> backends{GcmBackend::kIpsecMb};
   if (vaes_gcm_supported()) backends.push_back(GcmBackend::kVaes);
   for (GcmBackend be : backends) {
