@@ -86,6 +86,7 @@ bool EspSa::init(const EspSaParams& params) {
   enc_ = nullptr;
   dec_ = nullptr;
   if (params.spi == 0) return false;
+  if (params.replay_window_bits == 0 && params.esn) return false;  // ESN needs the window
   if (!key_.set(params.alg, params.key, params.backend)) return false;
   enc_ = key_.fns().enc;
   dec_ = key_.fns().dec;
@@ -98,7 +99,9 @@ bool EspSa::init(const EspSaParams& params) {
   if (!params.deterministic_iv && RAND_bytes(reinterpret_cast<unsigned char*>(&iv_mask_), 8) != 1)
     return false;  // no randomness: refuse the SA rather than risk nonce reuse
   seq_limit_ = params.esn ? UINT64_MAX : UINT32_MAX;
-  window_ = ReplayWindow(params.esn, params.replay_window_bits);
+  anti_replay_ = params.replay_window_bits != 0;
+  rx_top_ = 0;
+  window_ = ReplayWindow(params.esn, anti_replay_ ? params.replay_window_bits : 0);
   stats_ = {};
   return true;
 }
@@ -165,16 +168,21 @@ EspStatus EspSa::open(IMB_MGR* mgr, uint8_t* esp, size_t esp_len, size_t* payloa
     return EspStatus::kBadSpi;
   }
 
-  uint64_t seq;
-  switch (window_.check(load_be32(esp + 4), &seq)) {
-    case ReplayWindow::Verdict::kOk:
-      break;
-    case ReplayWindow::Verdict::kReplay:
-      ++stats_.replay;
-      return EspStatus::kReplay;
-    case ReplayWindow::Verdict::kTooOld:
-      ++stats_.too_old;
-      return EspStatus::kTooOld;
+  uint64_t seq = load_be32(esp + 4);  // without ESN (the only mode with anti-replay off)
+  if (anti_replay_) [[likely]] {
+    switch (window_.check(static_cast<uint32_t>(seq), &seq)) {
+      case ReplayWindow::Verdict::kOk:
+        break;
+      case ReplayWindow::Verdict::kReplay:
+        ++stats_.replay;
+        return EspStatus::kReplay;
+      case ReplayWindow::Verdict::kTooOld:
+        ++stats_.too_old;
+        return EspStatus::kTooOld;
+    }
+  } else if (seq == 0) [[unlikely]] {  // never sent (RFC 4303 §3.3.3), window or not
+    ++stats_.too_old;
+    return EspStatus::kTooOld;
   }
 
   alignas(16) uint8_t nonce[16];
@@ -205,9 +213,13 @@ EspStatus EspSa::open(IMB_MGR* mgr, uint8_t* esp, size_t esp_len, size_t* payloa
   }
 
   // Authentic: only now may the window move.
-  if (!window_.update(seq)) [[unlikely]] {
-    ++stats_.replay;
-    return EspStatus::kReplay;
+  if (anti_replay_) [[likely]] {
+    if (!window_.update(seq)) [[unlikely]] {
+      ++stats_.replay;
+      return EspStatus::kReplay;
+    }
+  } else if (seq > rx_top_) {
+    rx_top_ = seq;
   }
 
   const size_t pad = text[text_len - 2];

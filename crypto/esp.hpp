@@ -33,7 +33,11 @@ struct EspSaParams {
   std::span<const uint8_t> key;   // 16, 24 or 32 bytes per alg; copied (expanded) by init()
   std::array<uint8_t, 4> salt{};  // RFC 4106 §8.1: the last 4 bytes of the keying material
   bool esn = true;                // 64-bit extended sequence numbers
-  uint32_t replay_window_bits = ReplayWindow::kDefaultBits;  // see ReplayWindow for rounding
+  // Anti-replay window (see ReplayWindow for rounding). 0 turns the anti-replay service off
+  // (RFC 4303 §3.4.3 lets the receiver choose): open() then accepts a sequence number seen
+  // before. Only without ESN: ESN's high bits are inferred from the window (RFC 4303 App. A),
+  // so init() refuses 0 together with esn.
+  uint32_t replay_window_bits = ReplayWindow::kDefaultBits;
   // The explicit IV is the sequence number XOR a random 64-bit mask drawn by init(): unique per
   // packet within the SA (a bijection of the counter) and, with overwhelming probability, never
   // repeated by a later instance of the same static key (a restarted sender). Tests that need
@@ -84,13 +88,15 @@ class EspSa {
   EspSa& operator=(EspSa&&) noexcept = default;
 
   // (Re)initialises the SA: key, salt, SPI, ESN mode, an empty replay window, next_seq() == 1,
-  // zeroed counters. Returns false (SA left unusable) for SPI 0 or a key length that does not
-  // fit the algorithm. Control-plane only (allocates the replay window).
+  // zeroed counters. Returns false (SA left unusable) for SPI 0, a key length that does not
+  // fit the algorithm, or replay_window_bits 0 with esn. Control-plane only (allocates the
+  // replay window).
   bool init(const EspSaParams& params);
 
   bool valid() const { return key_.valid(); }
   uint32_t spi() const { return spi_; }
   bool esn() const { return esn_; }
+  bool anti_replay() const { return anti_replay_; }
   AeadAlg alg() const { return key_.alg(); }
   const char* backend() const { return key_.backend(); }
 
@@ -107,7 +113,7 @@ class EspSa {
               EspStatus* status);
 
   // Inbound. esp .. esp + esp_len spans ESP header .. ICV. Checks the SPI, checks the replay
-  // window (without changing it), verifies the ICV while decrypting in place, only then marks
+  // window (without changing it; skipped when anti_replay() is off), verifies the ICV while decrypting in place, only then marks
   // the sequence number received, and finally checks the padding. On kOk the payload is at
   // esp + kEspPayloadOffset, *payload_len bytes, and *next_header is set. On any other status
   // *payload_len and *next_header are untouched and the packet must be dropped; its bytes are
@@ -122,7 +128,8 @@ class EspSa {
   // Moves the outbound counter (tests; resuming a counter). seq 0 marks the SA exhausted.
   void set_next_seq(uint64_t seq) { last_seq_ = seq - 1; }
 
-  uint64_t replay_top() const { return window_.top(); }
+  // Highest authenticated sequence number received (also tracked with anti-replay off).
+  uint64_t replay_top() const { return anti_replay_ ? window_.top() : rx_top_; }
   const ReplayWindow& replay_window() const { return window_; }
 
   // Counters, owned by the thread that uses this SA (plain fields, no atomics).
@@ -152,6 +159,8 @@ class EspSa {
   uint32_t spi_be_ = 0;  // spi_ in network byte order, as it sits in the header
   std::array<uint8_t, 4> salt_{};
   bool esn_ = true;
+  bool anti_replay_ = true;
+  uint64_t rx_top_ = 0;  // replay_top() when anti-replay is off
   ReplayWindow window_;
   Stats stats_;
 };

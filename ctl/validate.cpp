@@ -613,12 +613,21 @@ class Validator {
         err(res, "udp_sport_base",
             std::to_string(sa.udp_sport_base()) +
                 " is outside 1024..65520 (0 = derive from the SPI)");
-      if (sa.has_replay_window() && (sa.replay_window() < crypto::ReplayWindow::kMinBits ||
-                                     sa.replay_window() > crypto::ReplayWindow::kMaxBits))
+      // 0 = anti-replay off (RFC 4303 §3.4.3, e.g. a benchmark replaying a pcap of ESP); ESN
+      // infers its high bits from the window, so 0 needs esn: false.
+      if (sa.has_replay_window() && sa.replay_window() == 0) {
+        if (!sa.has_esn() || sa.esn())
+          err(res, "replay_window",
+              "0 (anti-replay off) needs esn: false: extended sequence numbers are inferred from "
+              "the window (RFC 4303 Appendix A)");
+      } else if (sa.has_replay_window() &&
+                 (sa.replay_window() < crypto::ReplayWindow::kMinBits ||
+                  sa.replay_window() > crypto::ReplayWindow::kMaxBits)) {
         err(res, "replay_window",
             std::to_string(sa.replay_window()) + " is outside " +
                 std::to_string(crypto::ReplayWindow::kMinBits) + ".." +
-                std::to_string(crypto::ReplayWindow::kMaxBits));
+                std::to_string(crypto::ReplayWindow::kMaxBits) + " (0 = anti-replay off)");
+      }
     }
   }
 

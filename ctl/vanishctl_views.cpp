@@ -165,7 +165,7 @@ void add_view_commands(CLI::App& app, std::function<int()>* run) {
        "to"},
       {"sas",
        "ESP SAs (never keys): SPI, direction, peer, worker, cipher, ESN, sequence number, packets, "
-       "replay drops"},
+       "replay drops (\"off\" for an inbound SA without anti-replay)"},
       {"peers",
        "the other appliances: fabric addresses, reachable or not, keying, SAs, last handshake, "
        "rekeys"},

@@ -277,6 +277,7 @@ Json sas_json(const v1::SaRows& r) {
     x["bytes"] = s.bytes();
     if (s.direction() == "in") {
       x["replay_drops"] = s.replay_drops();
+      x["replay_window"] = s.replay_window();
       x["auth_failures"] = s.auth_failures();
     } else {
       x["udp_sport"] = s.udp_sport();
@@ -292,7 +293,10 @@ std::string sas_text(const v1::SaRows& r) {
     bool in = s.direction() == "in";
     rows.push_back({hex32(s.spi()), s.direction(), s.peer(), std::to_string(s.worker()), s.cipher(),
                     s.esn() ? "yes" : "no", u64(s.seq()), u64(s.packets()),
-                    in ? u64(s.replay_drops()) : "", in ? u64(s.auth_failures()) : ""});
+                    !in                  ? ""
+                    : s.replay_window() ? u64(s.replay_drops())
+                                        : "off (no anti-replay)",
+                    in ? u64(s.auth_failures()) : ""});
   }
   return list_text({"SPI", "DIR", "PEER", "WORKER", "CIPHER", "ESN", "SEQ", "PACKETS",
                     "REPLAY DROPS", "BAD ICV"},

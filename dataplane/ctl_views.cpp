@@ -309,6 +309,7 @@ void sas(const Snapshot& s, const v1::GetView& q, v1::SaRows* out) {
     r->set_seq(e->sa->replay_top());
     const crypto::EspSa::Stats& st = e->sa->stats();
     r->set_replay_drops(st.replay + st.too_old);
+    r->set_replay_window(e->sa->anti_replay() ? e->sa->replay_window().size_bits() : 0);
     r->set_auth_failures(st.bad_icv);
     f.add_bytes(r->ByteSizeLong());
   }

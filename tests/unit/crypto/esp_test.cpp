@@ -417,6 +417,50 @@ TEST(CryptoEsp, ReplayAndReorder) {
   EXPECT_EQ(rx.replay_top(), 2000u);
 }
 
+// replay_window_bits 0: anti-replay off (RFC 4303 §3.4.3), only without ESN. Replays and
+// packets far left of the highest one open; forgeries, seq 0 and a wrong SPI still fail.
+TEST(CryptoEsp, AntiReplayOff) {
+  const Bytes key = pattern(16, 23);
+  EspSaParams p = params(AeadAlg::kAes128Gcm, key, true);
+  p.replay_window_bits = 0;
+  EspSa rx;
+  EXPECT_FALSE(rx.init(p)) << "ESN infers its high bits from the window: refused without one";
+  p.esn = false;
+  ASSERT_TRUE(rx.init(p));
+  EXPECT_FALSE(rx.anti_replay());
+  EspSa tx;
+  ASSERT_TRUE(tx.init(params(AeadAlg::kAes128Gcm, key, false)));
+  EXPECT_TRUE(tx.anti_replay());
+  std::vector<Bytes> pkts;
+  for (int i = 0; i < 5000; ++i) pkts.push_back(seal(tx, pattern(40, static_cast<uint32_t>(i))));
+  ASSERT_EQ(open(rx, pkts[4999]), EspStatus::kOk);
+  EXPECT_EQ(rx.replay_top(), 5000u);
+  Bytes back;
+  for (int round = 0; round < 2; ++round) {
+    for (size_t i = 0; i < pkts.size(); i += 7) {
+      ASSERT_EQ(open(rx, pkts[i], &back), EspStatus::kOk) << "seq " << i + 1;
+      ASSERT_EQ(back, pattern(40, static_cast<uint32_t>(i)));
+    }
+  }
+  EXPECT_EQ(rx.stats().replay + rx.stats().too_old, 0u);
+  EXPECT_EQ(rx.replay_top(), 5000u);  // still the highest authenticated one
+  Bytes forged = pkts[10];
+  forged[kEspPayloadOffset + 3] ^= 1;
+  EXPECT_EQ(open(rx, forged), EspStatus::kBadIcv);
+  Bytes seq0 = pkts[0];
+  seq0[4] = seq0[5] = seq0[6] = seq0[7] = 0;
+  EXPECT_EQ(open(rx, seq0), EspStatus::kTooOld);
+  Bytes other_spi = pkts[0];
+  other_spi[3] ^= 1;
+  EXPECT_EQ(open(rx, other_spi), EspStatus::kBadSpi);
+  // Re-initialised with a window, the same SA refuses the replays again.
+  p.replay_window_bits = 64;
+  ASSERT_TRUE(rx.init(p));
+  EXPECT_TRUE(rx.anti_replay());
+  ASSERT_EQ(open(rx, pkts[3]), EspStatus::kOk);
+  EXPECT_EQ(open(rx, pkts[3]), EspStatus::kReplay);
+}
+
 TEST(CryptoEsp, SeqExhaustionWithoutEsn) {
   const Bytes key = pattern(16, 20);
   EspSa tx, rx;

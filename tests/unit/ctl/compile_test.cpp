@@ -189,6 +189,26 @@ TEST(Compile, UdpSportBaseAndEsnOverrides) {
   EXPECT_FALSE(s->peer_tx[1].sa[0]->esn());
 }
 
+// replay_window 0 (with esn: false) reaches the receiving SAs as anti-replay off; the sending
+// side and the default keep their window.
+TEST(Compile, ReplayWindowZeroTurnsAntiReplayOffOnTheReceiver) {
+  config::Config c = test::load_example("node-a.textproto");
+  ASSERT_EQ(c.static_sas(1).to_node(), "node-a");
+  c.mutable_static_sas(1)->set_esn(false);
+  c.mutable_static_sas(1)->set_replay_window(0);
+  auto s = compile(c, 2);
+  ASSERT_TRUE(s);
+  const dp::InboundSa* in = s->sa_in.find(kSpiBA);
+  ASSERT_NE(in, nullptr);
+  EXPECT_FALSE(in->sa->anti_replay());
+  EXPECT_FALSE(in->sa->esn());
+  EXPECT_TRUE(s->peer_tx[1].sa[0]->anti_replay());
+  auto d = compile(test::load_example("node-a.textproto"), 2);
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->sa_in.find(kSpiBA)->sa->anti_replay());
+  EXPECT_EQ(d->sa_in.find(kSpiBA)->sa->replay_window().size_bits(), 4096u);
+}
+
 TEST(Compile, StaticSasSealAndOpenAcrossNodes) {
   auto a = compile(test::load_example("node-a.textproto"), 2);
   auto b = compile(test::load_example("node-b.textproto"), 3);

@@ -502,6 +502,19 @@ TEST(Validate, StaticSaPortsAndWindow) {
   expect_error([](auto& c) { sa_ab(c)->set_replay_window(32); }, "static_sa node-a->node-b",
                "replay_window", "32 is outside 64..1048576");
   expect_valid([](auto& c) { sa_ab(c)->set_udp_sport_base(65520); });
+  // 0 = anti-replay off, only with ESN explicitly off (ESN is inferred from the window).
+  expect_error([](auto& c) { sa_ab(c)->set_replay_window(0); }, "static_sa node-a->node-b",
+               "replay_window", "0 (anti-replay off) needs esn: false");
+  expect_error(
+      [](auto& c) {
+        sa_ab(c)->set_replay_window(0);
+        sa_ab(c)->set_esn(true);
+      },
+      "static_sa node-a->node-b", "replay_window", "needs esn: false");
+  expect_valid([](auto& c) {
+    sa_ab(c)->set_replay_window(0);
+    sa_ab(c)->set_esn(false);
+  });
 }
 
 // ---- neighbours ----

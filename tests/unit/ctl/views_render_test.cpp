@@ -87,6 +87,40 @@ TEST(Workloads, JsonAndTable) {
   EXPECT_NE(t.find("(shown 1 of 7;"), std::string::npos);
 }
 
+TEST(Sas, InboundRowsShowReplayDropsOrThatAntiReplayIsOff) {
+  v1::SaRows r;
+  r.set_total(3);
+  r.set_shown(3);
+  auto add = [&](uint32_t spi, const char* dir, uint32_t window) {
+    v1::SaRow* s = r.add_rows();
+    s->set_spi(spi);
+    s->set_direction(dir);
+    s->set_peer("node-b");
+    s->set_cipher("aes-128-gcm");
+    s->set_esn(window != 0);
+    s->set_seq(42);
+    s->set_packets(40);
+    s->set_replay_drops(2);
+    s->set_replay_window(window);
+    s->set_udp_sport(49152);
+  };
+  add(0xa00, "out", 0);
+  add(0xb00, "in", 4096);
+  add(0xb01, "in", 0);
+  views::Json j = views::sas_json(r);
+  EXPECT_EQ(j["sas"][0].count("replay_window"), 0u);
+  EXPECT_EQ(j["sas"][1]["replay_window"], 4096);
+  EXPECT_EQ(j["sas"][2]["replay_window"], 0);
+  std::string t = views::sas_text(r);
+  EXPECT_NE(t.find("0x00000b00  in   node-b  0       aes-128-gcm  yes  42   40       2"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("0x00000b01  in   node-b  0       aes-128-gcm  no   42   40       off (no "
+                   "anti-replay)"),
+            std::string::npos)
+      << t;
+}
+
 TEST(Services, OneLinePerVipWithBracketedIpv6) {
   v1::ServiceRows r;
   r.set_total(1);
