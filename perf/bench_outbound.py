@@ -1,10 +1,25 @@
 #!/usr/bin/env python3
-"""bench_outbound: outbound (encrypt) throughput of one DPDK worker core, on virtual ports.
+"""bench_outbound: outbound (encrypt) or inbound (decrypt) throughput of one DPDK worker core,
+on virtual ports.
 
 Runs a DPDK application under a fixed harness, one frame size at a time:
 
-    port 0 (local / plaintext in):  --vdev net_pcap0,rx_pcap=IN.pcap,infinite_rx=1
-    port 1 (fabric / ESP out):      --vdev net_null0,no-rx=1
+    --direction out (default): plaintext workload traffic replayed into the local port
+      port 0 (local / plaintext in):  --vdev net_pcap0,rx_pcap=IN.pcap,infinite_rx=1
+      port 1 (fabric / ESP out):      --vdev net_null0,no-rx=1
+    --direction in: ESP from the peer node replayed into the fabric port
+      port 0 (local / plaintext out): --vdev net_null0,no-rx=1
+      port 1 (fabric / ESP in):       --vdev net_pcap0,rx_pcap=IN.pcap,infinite_rx=1
+
+Inbound input comes from `vanish-perf export --dir in` (sequence numbers 1..N, keys of the
+static SA from the peer). A replayed pcap repeats its sequence numbers, so no anti-replay
+window can pass it: the inbound runs turn anti-replay off on both sides. vanishd gets a copy of
+--config whose static SAs towards this node have `replay_window: 0` and `esn: false` (written
+to the workdir); ipsec-secgw runs without -e and with its default -w 0 (no replay window).
+The generator uses that same copy, so its ESP carries 8-byte AAD (no ESN) for both. Each DUT
+gets its own wire format: vanish (ESP-in-UDP 4500 | UDP 6081 | Geneve) for vanishd, ESP
+transport for secgw; testpmd forwards the vanish format. The size is the plaintext frame that
+leaves the local port; Gbps(in) counts the ESP frames.
 
 and reads the ethdev counters through DPDK telemetry
 (/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2, `/ethdev/stats,<port>`) at two instants after a
@@ -33,6 +48,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -58,7 +74,7 @@ SECGW_CFG = {
     "trs": os.path.join(HERE, "secgw", "secgw-node-a-trs.cfg"),
     "tun": os.path.join(HERE, "secgw", "secgw-node-a-tun.cfg"),
 }
-PORT_IN, PORT_OUT = 0, 1
+PORT_IN, PORT_OUT = 0, 1  # --direction out; main() swaps them for --direction in
 
 
 def log(msg: str) -> None:
@@ -361,10 +377,15 @@ def eal_common(args, prefix: str, lcores: str, pcap: str) -> List[str]:
 
 
 def vdevs(pcap: str, probe_out: Optional[str] = None) -> List[str]:
-    """The harness ports. probe_out: replay the pcap once and capture the egress port to a pcap."""
+    """The harness ports, in port-id order (vdevs are probed in command-line order): the
+    ingress is port PORT_IN. probe_out: replay the pcap once and capture the egress port."""
     if probe_out:
-        return ["--vdev", f"net_pcap0,rx_pcap={pcap}", "--vdev", f"net_pcap1,tx_pcap={probe_out}"]
-    return ["--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "--vdev", "net_null0,no-rx=1"]
+        rx = ["--vdev", f"net_pcap0,rx_pcap={pcap}"]
+        tx = ["--vdev", f"net_pcap1,tx_pcap={probe_out}"]
+    else:
+        rx = ["--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1"]
+        tx = ["--vdev", "net_null0,no-rx=1"]
+    return rx + tx if PORT_IN == 0 else tx + rx
 
 
 def secgw_binary(args) -> str:
@@ -398,13 +419,14 @@ def build_cmd(args, spec: RunSpec, workdir: str, probe_out: Optional[str] = None
             + ["--vdev", args.secgw_cryptodev]
             + vdevs(spec.pcap, probe_out)
             + ["--", "-p", "0x3", "-u", "0x2", "-l", "--config",
-               f"({PORT_IN},0,{worker}),({PORT_OUT},0,{worker})",
+               f"(0,0,{worker}),(1,0,{worker})",
                "-f", secgw_config(args, workdir)]
-            + (["-e"] if args.secgw_esn else [])
+            + (["-e"] if args.secgw_esn and args.direction == "out" else [])
             + shlex.split(args.secgw_args or "")
         )
         spec.notes = {"secgw_mode": args.secgw_mode, "secgw_crypto": args.secgw_crypto,
-                      "secgw_cryptodev": args.secgw_cryptodev, "secgw_esn": args.secgw_esn, "lcores": lc}
+                      "secgw_cryptodev": args.secgw_cryptodev,
+                      "secgw_esn": args.secgw_esn and args.direction == "out", "lcores": lc}
     elif spec.app == "testpmd":
         spec.cmd = (
             [args.testpmd]
@@ -424,11 +446,11 @@ def build_cmd(args, spec: RunSpec, workdir: str, probe_out: Optional[str] = None
             [args.vanishd]
             + eal_common(args, spec.prefix, args.vanishd_lcores, spec.pcap)
             + vdevs(spec.pcap, probe_out)
-            + ["--", "--config", args.config]
+            + ["--", "--config", args.dut_config]
             + shlex.split(args.vanishd_args or "")
         )
         spec.notes = {"lcores": f"{args.vanishd_lcores} (first: control, then workers)",
-                      "config": args.config}
+                      "config": args.dut_config}
     else:
         raise SystemExit(f"bench: unknown app {spec.app}")
 
@@ -609,6 +631,63 @@ def measure(args, spec: RunSpec, workdir: str, egress_frame_bytes: Optional[floa
 # Driver
 
 
+def no_replay_config(config: str, workdir: str) -> str:
+    """A copy of `config` (and the files it includes) in workdir/norep/ in which every static SA
+    towards this node has `esn: false` and `replay_window: 0` (anti-replay off): what a replayed
+    pcap of ESP needs. Returns the copy of the top file."""
+    outdir = os.path.join(workdir, "norep")
+    os.makedirs(outdir, exist_ok=True)
+    top_text = open(config).read()
+    m = re.search(r'^\s*this_node\s*:\s*"([^"]+)"', top_text, re.M)
+    if not m:
+        raise SystemExit(f"bench: {config} has no this_node")
+    node = m.group(1)
+    changed = [0]
+
+    def patch_sa(mm):
+        block = mm.group(0)
+        if not re.search(r'\bto_node\s*:\s*"%s"' % re.escape(node), block):
+            return block
+        block = re.sub(r'\n\s*(esn|replay_window)\s*:[^\n]*', "", block)
+        changed[0] += 1
+        return block[:-1].rstrip() + "\n  esn: false\n  replay_window: 0  # bench: anti-replay off\n}"
+
+    def copy(path: str, seen: set) -> str:
+        path = os.path.abspath(path)
+        out = os.path.join(outdir, f"{len(seen)}-{os.path.basename(path)}")
+        seen.add(path)
+        text = open(path).read()
+
+        def inc(mi):
+            target = os.path.join(os.path.dirname(path), mi.group(2))
+            return f'{mi.group(1)}"{copy(target, seen)}"'
+        text = re.sub(r'^(\s*include\s*:\s*)"([^"]+)"', inc, text, flags=re.M)
+        text = re.sub(r"static_sas\s*\{[^{}]*\}", patch_sa, text)
+        with open(out, "w") as f:
+            f.write(text)
+        return out
+
+    top = copy(config, set())
+    if not changed[0]:
+        raise SystemExit(f"bench: no static SA towards {node} in {config} (inbound needs one)")
+    return top
+
+
+def export_esp_pcap(args, size: str, fmt: str, workdir: str) -> tuple:
+    """Inbound input: ESP frames from `vanish-perf export --dir in` (sequence numbers 1..N)."""
+    name = f"in-esp-{fmt}-{size}-{args.flows}f.pcap"
+    path = os.path.join(workdir, name)
+    cmd = [args.vanish_perf, "export", "--config", args.dut_config, "--dir", "in", "--format", fmt,
+           "--sizes", size, "--flows", str(args.flows), "--pcap", path]
+    if args.count:
+        cmd += ["--count", str(args.count)]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{p.stdout}")
+    frames = pcapgen.read_pcap(path)
+    return path, sum(len(f) for f in frames) / len(frames), len(frames)
+
+
 def make_pcap(args, size: str, workdir: str) -> tuple:
     fam = "v6" if args.ipv6 else "v4"
     sizes = pcapgen.imix_sizes(args.imix_max) if size == "imix" else [int(size)]
@@ -706,9 +785,13 @@ def on_term(signum, frame):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
-        description="Outbound throughput of one DPDK worker core on net_pcap -> net_null, via telemetry.",
+        description="Outbound or inbound throughput of one DPDK worker core on net_pcap -> net_null, "
+                    "via telemetry.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--direction", choices=["out", "in"], default="out",
+                   help="out: plaintext into the local port; in: ESP into the fabric port "
+                        "(anti-replay off on both DUTs, see the module doc)")
     p.add_argument("--app", default="secgw", help="secgw | vanishd | testpmd | both | all, or a comma list")
     p.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
                    help="comma list of Ethernet frame sizes without FCS, and/or 'imix'")
@@ -762,10 +845,21 @@ def main(argv=None) -> int:
     g.add_argument("--config", default=None, help="vanishd --config (e.g. examples/node-a.textproto)")
     g.add_argument("--vanishd-args", default="",
                    help="extra vanishd arguments after --config (--vanishd-args='...')")
+    g.add_argument("--vanish-perf", default=os.path.join(REPO, "build", "perf", "vanish-perf"),
+                   help="vanish-perf binary (--direction in: exports the ESP pcaps)")
     g.add_argument("--vanishd-lcores", default="0,1", help="EAL -l for vanishd (control lcore, then the worker)")
     args = p.parse_args(argv)
 
     apps = parse_apps(args.app)
+    global PORT_IN, PORT_OUT
+    args.dut_config = args.config
+    if args.direction == "in":
+        PORT_IN, PORT_OUT = 1, 0
+        if not args.config:
+            raise SystemExit("bench: --direction in needs --config (the keys of the inbound ESP)")
+        if not os.access(args.vanish_perf, os.X_OK):
+            raise SystemExit(f"bench: --direction in needs vanish-perf ({args.vanish_perf}): "
+                             "build it, or give --vanish-perf")
     sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
     for s in sizes:
         if s != "imix" and not s.isdigit():
@@ -796,7 +890,18 @@ def main(argv=None) -> int:
     if "testpmd" in apps and not shutil.which(args.testpmd):
         raise SystemExit(f"bench: {args.testpmd} not found (apt-get install dpdk-dev)")
 
-    pcaps = {s: make_pcap(args, s, args.workdir) for s in sizes}
+    if args.direction == "in":
+        args.dut_config = no_replay_config(args.config, args.workdir)
+        log(f"inbound: anti-replay off, no ESN: {args.dut_config}")
+        fmts = {("secgw" if a == "secgw" else "vanish") for a in apps}
+        pcaps = {(f, s): export_esp_pcap(args, s, f, args.workdir) for f in fmts for s in sizes}
+    else:
+        pcaps = {s: make_pcap(args, s, args.workdir) for s in sizes}
+
+    def pcap_for(app: str, size: str) -> tuple:
+        if args.direction == "out":
+            return pcaps[size]
+        return pcaps[("secgw" if app == "secgw" else "vanish", size)]
     results: List[dict] = []
     jf = open(args.json_out, "a") if args.json_out else None
     n = 0
@@ -811,7 +916,7 @@ def main(argv=None) -> int:
                 order = apps if (i + rnd) % 2 == 0 else list(reversed(apps))
                 for app in order:
                     n += 1
-                    pcap, avg, cnt = pcaps[s]
+                    pcap, avg, cnt = pcap_for(app, s)
                     spec = RunSpec(app=app, size=s, pcap=pcap, in_frame_bytes=avg, in_count=cnt,
                                    prefix=f"{PREFIX_STEM}{os.getpid()}-{app}-{n}")
                     if args.probe and (app, s) not in probes:
@@ -825,6 +930,7 @@ def main(argv=None) -> int:
                     r = measure(args, spec, args.workdir, pr.get("egress_frame_bytes"))
                     r.update({k: v for k, v in pr.items() if k != "egress_frame_bytes"})
                     r["round"] = rnd
+                    r["direction"] = args.direction
                     if idle_before is not None:
                         r["busy_before_cores"] = round(idle_before, 3)
                     r["cmd"] = " ".join(shlex.quote(c) for c in spec.cmd)
@@ -848,7 +954,7 @@ def main(argv=None) -> int:
     if ok:
         shares = [r["worker_cpu_share"] for r in ok if r.get("worker_cpu_share") is not None]
         other = [r["other_busy_cores"] for r in ok if r.get("other_busy_cores") is not None]
-        print(f"# {len(ok)}/{len(results)} runs ok; memory: "
+        print(f"# {len(ok)}/{len(results)} runs ok; direction " + args.direction + "; memory: "
               f"{'--no-huge -m %d' % args.mem if args.no_huge else 'hugepages'}; "
               f"warm-up {args.warmup:g} s, measure {args.duration:g} s, {args.flows} flows; "
               f"worker CPU share min {min(shares):.2f}; other load max {max(other):.2f} cores"
