@@ -113,12 +113,13 @@ class EspSa {
               EspStatus* status);
 
   // Inbound. esp .. esp + esp_len spans ESP header .. ICV. Checks the SPI, checks the replay
-  // window (without changing it; skipped when anti_replay() is off), verifies the ICV while decrypting in place, only then marks
-  // the sequence number received, and finally checks the padding. On kOk the payload is at
-  // esp + kEspPayloadOffset, *payload_len bytes, and *next_header is set. On any other status
-  // *payload_len and *next_header are untouched and the packet must be dropped; its bytes are
-  // untouched for kTruncated, kBadSpi, kReplay and kTooOld found before decryption, wiped (the
-  // encrypted part zeroed) for kBadIcv, and decrypted for kBadPadding. Requires valid().
+  // window (without changing it; skipped when anti_replay() is off), verifies the ICV while
+  // decrypting in place, only then marks the sequence number received, and finally checks the
+  // padding. On kOk the payload is at esp + kEspPayloadOffset, *payload_len bytes, and *next_header
+  // is set. On any other status *payload_len and *next_header are untouched and the packet must be
+  // dropped; its bytes are untouched for kTruncated, kBadSpi, kReplay and kTooOld found before
+  // decryption, wiped (the encrypted part zeroed) for kBadIcv, and decrypted for kBadPadding.
+  // Requires valid().
   EspStatus open(IMB_MGR* mgr, uint8_t* esp, size_t esp_len, size_t* payload_len,
                  uint8_t* next_header);
 

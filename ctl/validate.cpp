@@ -276,8 +276,7 @@ class Validator {
             "required with peering (or peering.listen_address)");
     }
     for (const config::StaticSa& sa : c_.static_sas()) {
-      const std::string& other =
-          sa.from_node() == c_.this_node() ? sa.to_node() : sa.from_node();
+      const std::string& other = sa.from_node() == c_.this_node() ? sa.to_node() : sa.from_node();
       if ((sa.from_node() == c_.this_node() || sa.to_node() == c_.this_node()) &&
           peered_.count(other))
         err("static_sa " + sa.from_node() + "->" + sa.to_node(), "to_node",
@@ -620,9 +619,8 @@ class Validator {
           err(res, "replay_window",
               "0 (anti-replay off) needs esn: false: extended sequence numbers are inferred from "
               "the window (RFC 4303 Appendix A)");
-      } else if (sa.has_replay_window() &&
-                 (sa.replay_window() < crypto::ReplayWindow::kMinBits ||
-                  sa.replay_window() > crypto::ReplayWindow::kMaxBits)) {
+      } else if (sa.has_replay_window() && (sa.replay_window() < crypto::ReplayWindow::kMinBits ||
+                                            sa.replay_window() > crypto::ReplayWindow::kMaxBits)) {
         err(res, "replay_window",
             std::to_string(sa.replay_window()) + " is outside " +
                 std::to_string(crypto::ReplayWindow::kMinBits) + ".." +

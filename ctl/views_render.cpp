@@ -293,7 +293,7 @@ std::string sas_text(const v1::SaRows& r) {
     bool in = s.direction() == "in";
     rows.push_back({hex32(s.spi()), s.direction(), s.peer(), std::to_string(s.worker()), s.cipher(),
                     s.esn() ? "yes" : "no", u64(s.seq()), u64(s.packets()),
-                    !in                  ? ""
+                    !in                 ? ""
                     : s.replay_window() ? u64(s.replay_drops())
                                         : "off (no anti-replay)",
                     in ? u64(s.auth_failures()) : ""});
@@ -340,9 +340,16 @@ std::string peers_text(const v1::PeerRows& r) {
   for (const auto& p : r.rows()) mtls = mtls || p.keying() == "mtls";
   for (const auto& p : r.rows()) {
     char ms[32] = "";
-    if (p.keying() == "mtls" && p.handshakes()) std::snprintf(ms, sizeof ms, "%.2f", p.handshake_ms());
-    Row row{p.name(), p.fabric_ipv4(), p.fabric_ipv6(), p.state(), p.keying(),
-            std::to_string(p.sas_out()), std::to_string(p.sas_in()), p.last_handshake(),
+    if (p.keying() == "mtls" && p.handshakes())
+      std::snprintf(ms, sizeof ms, "%.2f", p.handshake_ms());
+    Row row{p.name(),
+            p.fabric_ipv4(),
+            p.fabric_ipv6(),
+            p.state(),
+            p.keying(),
+            std::to_string(p.sas_out()),
+            std::to_string(p.sas_in()),
+            p.last_handshake(),
             p.has_rekeys() ? u64(p.rekeys()) : ""};
     if (mtls) {
       row.insert(row.begin() + 5, p.connection());
@@ -352,10 +359,10 @@ std::string peers_text(const v1::PeerRows& r) {
     rows.push_back(std::move(row));
   }
   if (mtls)
-    return list_text({"PEER", "FABRIC IPV4", "FABRIC IPV6", "STATE", "KEYING", "CONNECTION",
-                      "SAS OUT", "SAS IN", "LAST HANDSHAKE", "REKEYS", "HANDSHAKE MS",
-                      "LAST ERROR"},
-                     rows, r);
+    return list_text(
+        {"PEER", "FABRIC IPV4", "FABRIC IPV6", "STATE", "KEYING", "CONNECTION", "SAS OUT", "SAS IN",
+         "LAST HANDSHAKE", "REKEYS", "HANDSHAKE MS", "LAST ERROR"},
+        rows, r);
   return list_text({"PEER", "FABRIC IPV4", "FABRIC IPV6", "STATE", "KEYING", "SAS OUT", "SAS IN",
                     "LAST HANDSHAKE", "REKEYS"},
                    rows, r);

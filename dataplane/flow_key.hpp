@@ -38,6 +38,9 @@ inline uint64_t key_word(const FlowKey& k, unsigned i) {
   std::memcpy(&w, reinterpret_cast<const uint8_t*>(&k) + 8 * i, 8);
   return w;
 }
+inline void store_key_word(FlowKey& k, unsigned i, uint64_t w) {
+  std::memcpy(reinterpret_cast<uint8_t*>(&k) + 8 * i, &w, 8);
+}
 
 // The key of the packets flowing the other way: addresses swapped, and ports swapped for
 // TCP/UDP. ICMP keys carry the echo identifier in sport for both directions (see parse_ip), so

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "dataplane/pkt.hpp"
+#include "dataplane/stage_local_ingress.hpp"
 #include "tests/unit/dataplane/fixture.hpp"
 
 namespace vanish::test {
@@ -299,6 +300,53 @@ TEST_F(DpTest, MalformedIpHeadersAreParseErrors) {
   EXPECT_TRUE(o.local.empty());
   EXPECT_TRUE(o.fabric.empty());
   EXPECT_EQ(a->drops(), "parse_error=" + std::to_string(in.size()));
+}
+
+// parse_ip's IPv4 fast path writes the key as whole words: every byte of it, the same key as
+// the general path (taken here by an IPv4 header with a 4-byte NOP option) and as FlowKey's
+// definition, whatever the key held before.
+TEST(ParseIp, FastPathKeyIsTheGeneralPathKey) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; i++) {
+    const bool is_tcp = i & 1;
+    const size_t l4_len = is_tcp ? 20 : 8;
+    Bytes ip(20 + l4_len + (rng() % 64), 0);
+    ip[0] = 0x45;
+    wr16(&ip[2], uint16_t(ip.size()));
+    ip[8] = 64;
+    ip[9] = is_tcp ? 6 : 17;
+    for (size_t k = 12; k < 24; k++) ip[k] = uint8_t(rng());  // addresses, ports
+    if (is_tcp) ip[32] = 0x50;
+    // The same packet with a 4-byte option (NOPs): general path.
+    Bytes opt(ip.begin(), ip.begin() + 20);
+    opt.insert(opt.end(), {1, 1, 1, 1});
+    opt.insert(opt.end(), ip.begin() + 20, ip.end());
+    opt[0] = 0x46;
+    wr16(&opt[2], uint16_t(opt.size()));
+    dp::FlowKey expect;
+    std::memset(&expect, 0, sizeof expect);
+    expect.src[10] = expect.src[11] = expect.dst[10] = expect.dst[11] = 0xff;
+    std::memcpy(&expect.src[12], &ip[12], 4);
+    std::memcpy(&expect.dst[12], &ip[16], 4);
+    std::memcpy(&expect.sport, &ip[20], 2);
+    std::memcpy(&expect.dport, &ip[22], 2);
+    expect.proto = ip[9];
+    for (const Bytes* b : {&ip, &opt}) {
+      rte_mbuf* m = to_mbuf(*b);
+      ASSERT_NE(m, nullptr);
+      dp::PacketInfo info;
+      std::memset(&info, 0xa5, sizeof info);
+      ASSERT_TRUE(dp::parse_ip(m, 0, info)) << i;
+      EXPECT_EQ(std::memcmp(&info.key, &expect, sizeof expect), 0)
+          << i << (b == &ip ? " fast" : " general");
+      EXPECT_EQ(info.ip_len, b->size());
+      EXPECT_EQ(info.l4_off, b->size() - (ip.size() - 20));
+      EXPECT_EQ(info.l4_proto, ip[9]);
+      EXPECT_EQ(info.is_v6, 0);
+      EXPECT_EQ(info.is_fragment, 0);
+      rte_pktmbuf_free(m);
+    }
+  }
 }
 
 TEST_F(DpTest, EthertypeAndIpVersionMustAgree) {
