@@ -11,9 +11,10 @@ that sends on one and receives on the other. The DUT gets one worker core (CPU 1
   vanishd   -l 0,1  (control thread on CPU 0, sleeping; worker on CPU 1), examples/node-a
   secgw     -l 1    DPDK ipsec-secgw, ESP transport AES-128-GCM cpu-crypto, ESN (perf/secgw)
   testpmd   -l 0,1  io forwarding: the I/O limit of the harness (no crypto)
-plus the crypto limit (vanish-crypto-bench: AES-GCM seal/open on vanishd's backend, no I/O) and, for
-outbound, the per-core pcap harness of perf/bench_outbound.py (net_pcap replay -> DUT ->
-net_null, read through telemetry) unless --no-pcap-harness.
+plus the crypto limit (vanish-crypto-bench: AES-GCM seal/open on vanishd's backend, no I/O) and,
+in both directions, the per-core pcap harness of perf/bench_outbound.py (net_pcap replay -> DUT ->
+net_null, read through telemetry; inbound replays ESP with anti-replay off on both DUTs) unless
+`--scenarios` leaves out `pcap`.
 
 Scenarios: throughput out/in x 64/256/512/1024/1420/IMIX x 3 systems; flows 1/1k/1M (vanishd);
 policies 1/10k (vanishd inbound, verdict made at the destination); NDR/PDR with a latency trial at
@@ -604,16 +605,21 @@ class Lab:
             log(f"vanish-pipeline-bench failed (exit {p.returncode}), see logs/pipeline-flows.log")
         return out
 
-    def pcap_harness(self) -> List[dict]:
+    def pcap_harness(self, direction: str = "out") -> List[dict]:
+        """perf/bench_outbound.py for the three systems. direction in: ESP replayed into the
+        fabric port, anti-replay off on both DUTs (see that script)."""
         sizes = "64,1420" if self.a.quick else "64,256,512,1024,1420,imix"
-        jl = os.path.join(self.a.out, "pcap-harness.jsonl")
-        cmd = [sys.executable, os.path.join(HERE, "bench_outbound.py"), "--app", "all",
+        sfx = "" if direction == "out" else "-in"
+        jl = os.path.join(self.a.out, f"pcap-harness{sfx}.jsonl")
+        cmd = [sys.executable, os.path.join(HERE, "bench_outbound.py"), "--direction", direction,
+               "--vanish-perf", self.a.vanish_perf,
+               "--workdir", os.path.join(self.a.out, f"pcap-harness{sfx}"), "--app", "all",
                "--vanishd", self.a.vanishd, "--config", self.a.config, "--sizes", sizes,
                "--warmup", "1" if self.a.quick else "2", "--duration", "2" if self.a.quick else "4",
                "--secgw", self.a.secgw, "--json-out", jl,
                "--hugepages", "no" if self.a.no_huge else "auto"]
-        log("pcap harness: " + " ".join(cmd[2:5]) + " ...")
-        with open(os.path.join(self.a.out, "logs", "pcap-harness.log"), "w") as lf:
+        log(f"pcap harness ({direction}): " + " ".join(cmd[2:4]) + " ...")
+        with open(os.path.join(self.a.out, "logs", f"pcap-harness{sfx}.log"), "w") as lf:
             pr = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT)
             try:
                 pr.wait(1800)
@@ -628,7 +634,7 @@ class Lab:
                     j = json.loads(ln)
                     if j.get("ok"):
                         out.append(self.record({"scenario": "pcap_harness", "system": j["app"],
-                                                "dir": "out", "size": j["size"], "mpps": j["mpps"],
+                                                "dir": direction, "size": j["size"], "mpps": j["mpps"],
                                                 "gbps": j["gbps_input"], "gbps_out": j.get("gbps_egress"),
                                                 "worker_cpu_share": j.get("worker_cpu_share"),
                                                 "ok": True}))
@@ -783,6 +789,26 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
                                              "ratio_secgw": ratio(v, g), "io_crypto_bound_mpps": bound,
                                              "ratio_bound": ratio(v, bound)}))
         md.append("")
+    if [r for r in ph if r.get("dir") == "in"]:
+        md += ["## Inbound, per-core pcap harness (ESP replayed into the fabric port -> DUT -> net_null, "
+               "perf/bench_outbound.py --direction in)", "",
+               "A replayed pcap repeats its sequence numbers, so both DUTs run with anti-replay off "
+               "(vanishd: `replay_window: 0`, `esn: false` on the inbound static SA; secgw: no `-e`, "
+               "replay window 0, as in every secgw run of this lab). Each DUT gets its own wire format "
+               "(vanish ESP-in-UDP/Geneve, secgw ESP transport); testpmd forwards the vanish one.", "",
+               "| size | vanishd Mpps | secgw Mpps | testpmd Mpps | vanishd/secgw | vanishd / bound |",
+               "|---|---|---|---|---|---|"]
+        for s in sizes:
+            v, g, t = (get("pcap_harness", x, "in", s) for x in SYSTEMS)
+            ck = crypto.get(f"open-{s}")
+            bound = 1 / (1 / (t * 1e6) + ck["ns_per_pkt"] * 1e-9) / 1e6 if (ck and t) else None
+            if v or g or t:
+                md.append(f"| {s} | {fmt(v)} | {fmt(g)} | {fmt(t)} | {fmt(ratio(v, g), 2)} | {fmt(ratio(v, bound), 2)} |")
+                rows_pcap.append(lab.record({"scenario": "ratios_pcap", "dir": "in", "size": s,
+                                             "vanishd_mpps": v, "secgw_mpps": g, "testpmd_mpps": t,
+                                             "ratio_secgw": ratio(v, g), "io_crypto_bound_mpps": bound,
+                                             "ratio_bound": ratio(v, bound)}))
+        md.append("")
     # crypto
     if crypto:
         backend = next(iter(crypto.values())).get("backend", "ipsec-mb")
@@ -930,6 +956,8 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
            ("outbound >= 1.25x secgw at 1420 B", "memif", rr("out", "1420"), 1.25),
            (">= 85 % of 1/(t_io + t_crypto) at 1420 B", "pcap (per-core)",
             rr("out", "1420", "ratio_bound", rows=rows_pcap), 0.85),
+           ("inbound >= 1.2x secgw at 64 B", "pcap (per-core)", rr("in", "64", rows=rows_pcap), 1.2),
+           ("inbound >= 1.2x secgw at 1420 B", "pcap (per-core)", rr("in", "1420", rows=rows_pcap), 1.2),
            ("inbound >= 1.2x secgw at 64 B", "memif", rr("in", "64"), 1.2),
            ("inbound >= 1.2x secgw at 1420 B", "memif", rr("in", "1420"), 1.2),
            ("1M flows within 10 % of 1k, outbound", "per-core (in-process)", pc_ratio.get("out"), 0.9),
@@ -1129,7 +1157,8 @@ def main(argv=None) -> int:
         if "rekey" in groups and a.vanishctl:
             lab.rekey("out", "64")
         if "pcap" in groups and a.secgw:
-            lab.pcap_harness()
+            lab.pcap_harness("out")
+            lab.pcap_harness("in")
     except KeyboardInterrupt:
         log("interrupted: writing the report of what ran")
     rep = write_report(lab, sizes, crypto, time.monotonic() - t0)
