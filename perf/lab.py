@@ -547,7 +547,7 @@ class Lab:
             f.write("\n".join(parts))
         return path
 
-    def crypto_limit(self) -> Dict[str, dict]:
+    def crypto_limit(self, when: str = "start") -> Dict[str, dict]:
         exe = self.a.crypto_bench
         if not exe:
             return {}
@@ -569,7 +569,7 @@ class Lab:
                 if k not in out or j["mpps"] > out[k]["mpps"]:
                     out[k] = j
         for k, j in sorted(out.items()):
-            self.record({"scenario": "crypto_limit", "system": j.get("backend", "ipsec-mb"),
+            self.record({"scenario": "crypto_limit", "when": when, "system": j.get("backend", "ipsec-mb"),
                          "op": j["op"],
                          "size": str(j["size"]), "mpps": j["mpps"], "gbps": j["gbps"],
                          "ns_per_pkt": j["ns_per_pkt"], "ok": True})
@@ -771,7 +771,8 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
         lab.record(r)
     md += ["`bound` = 1 / (t_io + t_crypto): t_io from testpmd on the same harness and size, "
            "t_crypto = vanish-crypto-bench seal (outbound) or open (inbound) of the same size, "
-           "AES-128-GCM, ESN.", ""]
+           "AES-128-GCM, ESN. The crypto limit is measured at the start and again right before "
+           "the pcap harness; the faster figure counts (the stricter bound).", ""]
     # pcap harness
     ph = [r for r in R if r.get("scenario") == "pcap_harness"]
     rows_pcap = []
@@ -1157,6 +1158,13 @@ def main(argv=None) -> int:
         if "rekey" in groups and a.vanishctl:
             lab.rekey("out", "64")
         if "pcap" in groups and a.secgw:
+            if "crypto" in groups:
+                # The machine's speed drifts over minutes: measure the crypto limit again next
+                # to the pcap runs and keep the faster figure (the higher, stricter bound).
+                again = lab.crypto_limit(when="before-pcap")
+                for k, j in again.items():
+                    if k not in crypto or j["mpps"] > crypto[k]["mpps"]:
+                        crypto[k] = j
             lab.pcap_harness("out")
             lab.pcap_harness("in")
     except KeyboardInterrupt:
