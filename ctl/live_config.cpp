@@ -98,6 +98,7 @@ LiveConfig::Result LiveConfig::finish(Result r, const config::Config* cfg, Clock
                   std::to_string(cfg_.authorizations_size()) + " policies) in " + ms + " ms");
   if (limits_changed)
     log_(false, "vanishd: note: limits changed; pool and table sizes change at restart only");
+  for (const std::string& w : anti_replay_off_warnings(cfg_)) log_(true, w);
   return r;
 }
 

@@ -86,4 +86,13 @@ uint16_t static_sa_udp_sport(const config::StaticSa& sa, unsigned worker) {
   return uint16_t(kUdpSportDeriveBase + spi % kUdpSportDeriveSpan);
 }
 
+std::vector<std::string> anti_replay_off_warnings(const config::Config& c) {
+  std::vector<std::string> out;
+  for (const config::StaticSa& sa : c.static_sas())
+    if (sa.to_node() == c.this_node() && static_sa_replay_window(sa) == 0)
+      out.push_back("vanishd: warning: static_sa " + sa.from_node() + "->" + sa.to_node() +
+                    ": anti-replay off (replay_window: 0): replayed ESP packets are accepted");
+  return out;
+}
+
 }  // namespace vanish::ctl

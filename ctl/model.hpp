@@ -75,5 +75,8 @@ inline bool static_sa_esn(const config::StaticSa& sa) {
 inline uint32_t static_sa_replay_window(const config::StaticSa& sa) {
   return sa.has_replay_window() ? sa.replay_window() : kDefaultReplayWindow;
 }
+// One warning per static SA this node receives with anti-replay off (replay_window: 0), for
+// vanishd to print at start-up and on every reload that serves such a config.
+std::vector<std::string> anti_replay_off_warnings(const config::Config& c);
 
 }  // namespace vanish::ctl

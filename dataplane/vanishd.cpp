@@ -148,12 +148,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string node = cfg.this_node();
-  for (const config::StaticSa& sa : cfg.static_sas())
-    if (sa.to_node() == node && sa.has_replay_window() && sa.replay_window() == 0)
-      std::fprintf(stderr,
-                   "vanishd: warning: static_sa %s->%s: anti-replay off (replay_window: 0): "
-                   "replayed ESP packets are accepted\n",
-                   sa.from_node().c_str(), node.c_str());
+  for (const std::string& w : ctl::anti_replay_off_warnings(cfg))
+    std::fprintf(stderr, "%s\n", w.c_str());
   ctl::ResolvedLimits lim = ctl::resolve_limits(cfg.limits());
   if (o.mbufs) lim.mbufs = o.mbufs;
   if (o.flows) lim.flows_per_worker = o.flows;

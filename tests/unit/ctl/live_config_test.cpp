@@ -87,6 +87,31 @@ TEST_F(Live, AppliesAValidConfigAsTheNextGeneration) {
       << log_;
 }
 
+// A reload that turns anti-replay off on an SA this node receives says so, every time it is
+// served; a dry run and an SA this node only sends do not.
+TEST_F(Live, AntiReplayOffIsWarnedOnReload) {
+  start(test::example_path("node-b.textproto"), false);
+  config::Config next = cfg_;
+  config::StaticSa* to_b = nullptr;
+  config::StaticSa* from_b = nullptr;
+  for (auto& sa : *next.mutable_static_sas()) (sa.to_node() == "node-b" ? to_b : from_b) = &sa;
+  ASSERT_TRUE(to_b && from_b);
+  from_b->set_esn(false);
+  from_b->set_replay_window(0);  // received by node-a: nothing to say here
+  ASSERT_TRUE(live_->apply(next, false).ok) << log_;
+  EXPECT_EQ(log_.find("anti-replay off"), std::string::npos) << log_;
+  to_b->set_esn(false);
+  to_b->set_replay_window(0);
+  ASSERT_TRUE(live_->apply(next, true).ok) << log_;  // dry run
+  EXPECT_EQ(log_.find("anti-replay off"), std::string::npos) << log_;
+  ASSERT_TRUE(live_->apply(next, false).ok) << log_;
+  EXPECT_NE(log_.find("E vanishd: warning: static_sa node-a->node-b: anti-replay off "
+                      "(replay_window: 0): replayed ESP packets are accepted"),
+            std::string::npos)
+      << log_;
+  EXPECT_FALSE(snap_->sa_in.find(to_b->spi_base())->sa->anti_replay());
+}
+
 TEST_F(Live, RejectedConfigChangesNothing) {
   start(test::example_path("node-b.textproto"), false);
   const dp::Snapshot* before = snap_.get();
