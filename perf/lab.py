@@ -25,8 +25,8 @@ vanishctl has a rekey command).
 Figures on virtual ports are per-core CPU figures, not NIC line rates. The machine is shared:
 ratios are between runs made back to back in the same invocation.
 
-  perf/lab.py --quick            # ~5 min: fewer sizes, short trials
-  perf/lab.py                    # full: ~12 min
+  perf/lab.py --quick            # ~7 min: fewer sizes, short trials
+  perf/lab.py                    # full: ~20 min; --repeat 3 for steadier ratios (longer)
 """
 
 from __future__ import annotations
@@ -614,6 +614,7 @@ class Lab:
         cmd = [sys.executable, os.path.join(HERE, "bench_outbound.py"), "--direction", direction,
                "--vanish-perf", self.a.vanish_perf,
                "--workdir", os.path.join(self.a.out, f"pcap-harness{sfx}"), "--app", "all",
+               "--repeat", str(self.a.repeat),
                "--vanishd", self.a.vanishd, "--config", self.a.config, "--sizes", sizes,
                "--warmup", "1" if self.a.quick else "2", "--duration", "2" if self.a.quick else "4",
                "--secgw", self.a.secgw, "--json-out", jl,
@@ -1035,13 +1036,13 @@ def write_cdf(path: str, series: Dict[str, list]):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="short run (~5 min): fewer sizes, short trials")
+    p.add_argument("--quick", action="store_true", help="short run (~7 min): fewer sizes, short trials")
     p.add_argument("--out", default=None, help="output dir (default build-perf/lab/<UTC time>)")
     p.add_argument("--scenarios", default="throughput,crypto,pcap,flows,policies,ndr,churn,rekey",
                    help="comma list of scenario groups to run")
     p.add_argument("--sizes", default=None, help="comma list (default full: 64,256,512,1024,1420,imix)")
     p.add_argument("--systems", default="vanishd,secgw,testpmd")
-    p.add_argument("--repeat", type=int, default=1, help="rounds of the throughput sweep (medians)")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of the throughput sweep and of the pcap harness (medians)")
     p.add_argument("--warmup", type=float, default=None)
     p.add_argument("--duration", type=float, default=None)
     p.add_argument("--trial", type=float, default=None, help="NDR/PDR trial seconds")
