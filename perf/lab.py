@@ -777,36 +777,28 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
     # pcap harness
     ph = [r for r in R if r.get("scenario") == "pcap_harness"]
     rows_pcap = []
-    if ph:
-        md += ["## Outbound, per-core pcap harness (net_pcap replay -> DUT -> net_null, perf/bench_outbound.py)", "",
-               "| size | vanishd Mpps | secgw Mpps | testpmd Mpps | vanishd/secgw | vanishd / bound |", "|---|---|---|---|---|---|"]
+    pcap_sections = [
+        ("out", "seal", ["## Outbound, per-core pcap harness (net_pcap replay -> DUT -> net_null, "
+                         "perf/bench_outbound.py)", ""]),
+        ("in", "open", ["## Inbound, per-core pcap harness (ESP replayed into the fabric port -> DUT -> "
+                        "net_null, perf/bench_outbound.py --direction in)", "",
+                        "A replayed pcap repeats its sequence numbers, so both DUTs run with anti-replay off "
+                        "(vanishd: `replay_window: 0`, `esn: false` on the inbound static SA; secgw: no `-e`, "
+                        "replay window 0, as in every secgw run of this lab). Each DUT gets its own wire format "
+                        "(vanish ESP-in-UDP/Geneve, secgw ESP transport); testpmd forwards the vanish one.", ""]),
+    ]
+    for d, op, head in pcap_sections:
+        if not [r for r in ph if r.get("dir") == d]:
+            continue
+        md += head + ["| size | vanishd Mpps | secgw Mpps | testpmd Mpps | vanishd/secgw | vanishd / bound |",
+                      "|---|---|---|---|---|---|"]
         for s in sizes:
-            v, g, t = (get("pcap_harness", x, "out", s) for x in SYSTEMS)
-            ck = crypto.get(f"seal-{s}")
+            v, g, t = (get("pcap_harness", x, d, s) for x in SYSTEMS)
+            ck = crypto.get(f"{op}-{s}")
             bound = 1 / (1 / (t * 1e6) + ck["ns_per_pkt"] * 1e-9) / 1e6 if (ck and t) else None
             if v or g or t:
                 md.append(f"| {s} | {fmt(v)} | {fmt(g)} | {fmt(t)} | {fmt(ratio(v, g), 2)} | {fmt(ratio(v, bound), 2)} |")
-                rows_pcap.append(lab.record({"scenario": "ratios_pcap", "dir": "out", "size": s,
-                                             "vanishd_mpps": v, "secgw_mpps": g, "testpmd_mpps": t,
-                                             "ratio_secgw": ratio(v, g), "io_crypto_bound_mpps": bound,
-                                             "ratio_bound": ratio(v, bound)}))
-        md.append("")
-    if [r for r in ph if r.get("dir") == "in"]:
-        md += ["## Inbound, per-core pcap harness (ESP replayed into the fabric port -> DUT -> net_null, "
-               "perf/bench_outbound.py --direction in)", "",
-               "A replayed pcap repeats its sequence numbers, so both DUTs run with anti-replay off "
-               "(vanishd: `replay_window: 0`, `esn: false` on the inbound static SA; secgw: no `-e`, "
-               "replay window 0, as in every secgw run of this lab). Each DUT gets its own wire format "
-               "(vanish ESP-in-UDP/Geneve, secgw ESP transport); testpmd forwards the vanish one.", "",
-               "| size | vanishd Mpps | secgw Mpps | testpmd Mpps | vanishd/secgw | vanishd / bound |",
-               "|---|---|---|---|---|---|"]
-        for s in sizes:
-            v, g, t = (get("pcap_harness", x, "in", s) for x in SYSTEMS)
-            ck = crypto.get(f"open-{s}")
-            bound = 1 / (1 / (t * 1e6) + ck["ns_per_pkt"] * 1e-9) / 1e6 if (ck and t) else None
-            if v or g or t:
-                md.append(f"| {s} | {fmt(v)} | {fmt(g)} | {fmt(t)} | {fmt(ratio(v, g), 2)} | {fmt(ratio(v, bound), 2)} |")
-                rows_pcap.append(lab.record({"scenario": "ratios_pcap", "dir": "in", "size": s,
+                rows_pcap.append(lab.record({"scenario": "ratios_pcap", "dir": d, "size": s,
                                              "vanishd_mpps": v, "secgw_mpps": g, "testpmd_mpps": t,
                                              "ratio_secgw": ratio(v, g), "io_crypto_bound_mpps": bound,
                                              "ratio_bound": ratio(v, bound)}))
