@@ -106,6 +106,28 @@ def set_worker_fifo(pid: int, prio: int, tid: Optional[int] = None) -> Optional[
         return None
 
 
+def merge_latency_rounds(rounds: List[dict]) -> dict:
+    """Latency results of several runs at one rate as one: every slice's p99 in one list (its
+    median is the target's figure), the other quantiles as the median over the runs, max the
+    largest, samples the sum, the CDF the first run's. One run passes through unchanged."""
+    if len(rounds) == 1:
+        return dict(rounds[0], rounds=1)
+    m = {"rounds": len(rounds)}
+    for k in sorted({k for r in rounds for k, v in r.items() if isinstance(v, (int, float))}):
+        vals = [r[k] for r in rounds if isinstance(r.get(k), (int, float))]
+        m[k] = (max(vals) if k.startswith("max") else sum(vals) if k == "samples"
+                else statistics.median(vals))
+    if rounds[0].get("cdf_us"):
+        m["cdf_us"] = rounds[0]["cdf_us"]
+    slices = [x for r in rounds for x in (r.get("slice_p99_us") or [])]
+    if slices:
+        m["slice_p99_us"] = slices
+        m["slices"] = len(slices)
+        m["p99_median_us"] = statistics.median(slices)
+        m["p99_mean_us"] = sum(slices) / len(slices)
+    return m
+
+
 def vanishd_drops(logpath: str) -> Optional[dict]:
     """vanishd's final counters: {reason: count} from the `drops:` block it prints at exit."""
     try:
@@ -328,17 +350,34 @@ class Lab:
         log(f"ndr        {system:8} {direction:3} {size:>5} B: "
             + (f"NDR {out['ndr_mpps']:.3f} PDR {out['pdr_mpps']:.3f} Mpps, p99 at 50% NDR "
                f"{(out['latency'] or {}).get('p99_us', float('nan')):.1f} us" if r else "FAILED"))
-        self.record(out)
-        # The harness's own latency at the same offered rate (testpmd io forwarding).
+        # The harness's own latency at the same offered rate (testpmd io forwarding), in rounds
+        # that alternate with the DUT's: DUT (the NDR run's trial), harness, DUT, harness, ... The
+        # machine's noise moves from one minute to the next (a slow minute doubles testpmd's own
+        # p99), so each figure is paired in time with its baseline instead of following it.
         if r and r.get("latency_rate_pps"):
             rate = r["latency_rate_pps"]
-            o2 = self.traffic_opts("testpmd", direction, size, flows) + [
-                "--rate", str(rate), "--duration", str(a.latency_duration),
-                "--latency-slice", str(a.latency_slice), "--rt-priority", str(a.rt_priority)]
-            h = self.with_dut("testpmd", lambda sl, sf, ctl: self.gen("run", sl, sf, o2, 120))
-            if h:
-                out["harness_latency"] = h.get("latency")
-                hl, vl = h.get("latency") or {}, out["latency"] or {}
+
+            def lat_run(sysname: str) -> Optional[dict]:
+                o = self.traffic_opts(sysname, direction, size, flows) + [
+                    "--rate", str(rate), "--duration", str(a.latency_duration),
+                    "--latency-slice", str(a.latency_slice), "--rt-priority", str(a.rt_priority)]
+                h = self.with_dut(sysname, lambda sl, sf, ctl: self.gen("run", sl, sf, o, 120))
+                return (h or {}).get("latency") or None
+
+            dut_rounds = [out["latency"]] if out["latency"] else []
+            harness_rounds = []
+            for k in range(max(1, a.latency_rounds)):
+                if k > 0:
+                    d = lat_run(system)
+                    if d:
+                        dut_rounds.append(d)
+                hl = lat_run("testpmd")
+                if hl:
+                    harness_rounds.append(hl)
+            if harness_rounds and dut_rounds:
+                out["latency"] = merge_latency_rounds(dut_rounds)
+                out["harness_latency"] = merge_latency_rounds(harness_rounds)
+                hl, vl = out["harness_latency"], out["latency"]
                 hp, vp = hl.get("p99_us"), vl.get("p99_us")
                 if hp is not None and vp is not None:
                     out["p99_added_pooled_us"] = round(vp - hp, 2)
@@ -349,8 +388,8 @@ class Lab:
                     out["p99_added_us"] = round(vm - hm, 2)
                 elif "p99_added_pooled_us" in out:
                     out["p99_added_us"] = out["p99_added_pooled_us"]
-                self.results[-1] = out
-        return out
+        # Recorded once every round is in, so results.jsonl holds the harness figures too.
+        return self.record(out)
 
     def churn(self, direction: str = "out", size: str = "64") -> dict:
         """Traffic at a fixed rate while vanishctl pushes alternating configs."""
@@ -870,8 +909,12 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
                f"Trial {a.trial} s, resolution {a.resolution}, PDR loss 0.5 %. Latency: generator TX "
                "timestamp -> generator RX (outbound: 1 in 16 ESP packets decrypted to read it); "
                "`added` = DUT p99 - testpmd p99 at the same offered rate. "
+               + f"{a.latency_rounds} latency run(s) of {a.latency_duration} s each for the DUT "
+               "and for the harness, alternating (DUT, harness, DUT, ...) so that each is measured "
+               "in the same minutes as its baseline; the slices of all runs count, pooled figures "
+               "are medians over the runs. "
                + (f"Latency trials (DUT and harness alike) in slices of {a.latency_slice} s "
-                  f"({a.latency_duration} s in all) with the generator "
+                  f"with the generator "
                   f"and the DUT's worker thread under SCHED_FIFO {a.rt_priority}, so other tasks on "
                   f"the machine cannot preempt them. Each slice is one latency trial (RFC 2544 "
                   f"26.2 repeats the trial at least 20 times and reports the average): `p99 med` is "
@@ -1044,6 +1087,10 @@ def main(argv=None) -> int:
     p.add_argument("--latency-slice", type=float, default=None,
                    help="one latency trial per slice of this length, s (default 0.2 quick, 0.3 full: "
                         "20 slices); the p99 target compares medians over the slices")
+    p.add_argument("--latency-rounds", type=int, default=2,
+                   help="latency trials of the DUT and of the harness (testpmd) at 50 %% of NDR, "
+                        "alternating DUT, harness, DUT, ... (default 2 each); the slices of all "
+                        "rounds count")
     p.add_argument("--vanishd-args", dest="vanishd_args", default="",
                    help="more vanishd options for every vanishd run, e.g. '--max-idle-sleep-us 20'")
     p.add_argument("--rt-priority", type=int, default=None,
