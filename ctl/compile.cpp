@@ -78,10 +78,20 @@ class Compiler {
     if (!static_sas()) return nullptr;
     s_->authz = authz::Engine::build(c_);
     if (!egress()) return nullptr;
+    s_->decision_generation = decisions_unchanged() ? prev_->decision_generation : o_.generation;
     return std::move(s_);
   }
 
  private:
+  // Same config and the same peers reachable: every cached flow decision still holds (see
+  // Snapshot::decision_generation).
+  bool decisions_unchanged() const {
+    if (!o_.same_config || !prev_ || prev_->peer_tx.size() != s_->peer_tx.size()) return false;
+    for (size_t n = 0; n < s_->peer_tx.size(); n++)
+      if (prev_->peer_tx[n].reachable != s_->peer_tx[n].reachable) return false;
+    return true;
+  }
+
   bool egress() {
     std::string e;
     s_->egress = build_host_policy(c_, o_.n_workers, prev_ ? prev_->egress.get() : nullptr, &e);

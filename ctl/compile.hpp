@@ -64,6 +64,10 @@ struct CompileOptions {
   bool deterministic_iv = false;
   // The current peering SAs (null or unset: none). Called once per compile.
   std::function<std::shared_ptr<const DynamicSas>()> dynamic_sas;
+  // The config is the one `previous` was compiled from (LiveConfig::republish after an SA
+  // change): the snapshot keeps previous->decision_generation if every peer's reachability is
+  // unchanged too. False: decision_generation = generation.
+  bool same_config = false;
 };
 
 std::unique_ptr<dp::Snapshot> compile_snapshot(const config::Config& cfg,

@@ -123,6 +123,7 @@ LiveConfig::Result LiveConfig::republish() {
   const dp::Snapshot* cur = current_();
   CompileOptions co = opts_.compile;
   co.generation = (cur ? cur->generation : 0) + 1;
+  co.same_config = true;  // cfg_ is what `cur` serves: only SAs changed
   auto snap = compile_snapshot(cfg_, co, cur, &r.errors);
   if (snap) {
     r.ok = true;

@@ -15,7 +15,7 @@
 //
 // Contract: only the owning worker calls lookup_bulk/lookup/insert/erase/age; the entry memory is
 // never freed while the worker runs. An entry made under an older config generation must be
-// re-classified by the caller before use (generation != snapshot generation).
+// re-classified by the caller before use (generation != the snapshot's decision_generation).
 // Shared readers (conntrack.hpp): when built with an RCU variable, other workers may call
 // lookup_shared() and read entry() concurrently with the owner. A slot is published with a release
 // store after its key is written; an erased position is reused only after every registered reader
@@ -85,7 +85,7 @@ struct alignas(64) FlowEntry {
   FlowTag tag;  // written by FlowTable only (FlowTable::reset() keeps it); zero: no tag
   uint64_t packets, bytes;
   uint64_t last_tsc;
-  uint32_t generation;  // gen32() of the snapshot generation the decision was made under
+  uint32_t generation;  // gen32() of the snapshot's decision_generation the decision was made under
   uint32_t identity;    // source identity id
   uint32_t node;        // destination node
   uint32_t conn;        // istio_tcp_* aggregate: ConnStats slot * 2 + dir (conn_metrics.hpp)

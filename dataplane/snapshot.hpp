@@ -149,6 +149,14 @@ class NeighbourTable {
 
 struct Snapshot {
   uint64_t generation = 0;
+  // The generation whose classification and authorization inputs this snapshot has: the config
+  // and which peers are reachable. A republish of the running config that changed only SAs (a
+  // rekey, a peer's new peering SAs) keeps the previous snapshot's value, so the flows decided
+  // under it stay valid instead of all being re-decided on their next packet; anything else
+  // (an applied config, a peer becoming reachable or unreachable) sets it to `generation`.
+  // Flow entries carry gen32() of it (FlowEntry::generation). SAs themselves are never cached
+  // in a flow: EspEncap and FabricIngress read them from the snapshot per packet.
+  uint64_t decision_generation = 0;
   // Metrics (dataplane/metrics.hpp): changes only when a WorkloadIdx or ServiceIdx of an earlier
   // generation names another workload/service; set by the control thread before publishing.
   uint32_t label_epoch = 0;

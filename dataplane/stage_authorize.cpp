@@ -73,9 +73,9 @@ void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
       hits++;
     }
     FlowEntry& e = ctx.flows->entry(fi);
-    if (fresh || (e.generation != gen32(s.generation) && !e.is_static)) {
+    if (fresh || (e.generation != gen32(s.decision_generation) && !e.is_static)) {
       if (!fresh) ctx.ctr->flows_reclassified++;
-      e.generation = gen32(s.generation);
+      e.generation = gen32(s.decision_generation);
       const uint32_t* src = s.workload_by_ip.find(info.key.src_ip());
       e.src_workload = src ? *src : kInvalidIdx;
       e.dst_workload = info.dst_workload;

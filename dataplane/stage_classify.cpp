@@ -49,7 +49,7 @@ void OutboundClassify::classify(WorkerCtx& ctx, const FlowKey& key, FlowEntry& e
   const uint8_t prev_drop = e.drop_reason;
   e.host_state = kHostNone;
   e.host_pattern = kInvalidIdx;
-  e.generation = gen32(s.generation);
+  e.generation = gen32(s.decision_generation);
   e.action = FlowAction::kDrop;
   e.src_workload = e.dst_workload = kInvalidIdx;
   e.node = kInvalidIdx;
@@ -183,7 +183,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
     } else {
       hits++;
       FlowEntry& e = ctx.flows->entry(fi);
-      if (e.generation != gen32(s.generation) && !e.is_static && info.key.zone == kZoneOutbound) {
+      if (e.generation != gen32(s.decision_generation) && !e.is_static && info.key.zone == kZoneOutbound) {
         bool had = e.nat == NatKind::kDnat;
         FlowKey old_ri = had ? FlowTable::reply_index_key(info.key, e) : FlowKey{};
         classify(ctx, info.key, e);

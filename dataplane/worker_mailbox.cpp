@@ -160,7 +160,7 @@ void add_flow(const MailRequest& q, MailResult& r, WorkerCtx& ctx) {
   const uint32_t* sw = s.workload_by_ip.find(key.src_ip());
   const uint32_t* dw = s.workload_by_ip.find(key.dst_ip());
   if (q.deny) {
-    e.generation = gen32(s.generation);
+    e.generation = gen32(s.decision_generation);
     e.action = FlowAction::kDrop;
     e.drop_reason = uint8_t(DropReason::kStaticDeny);
     e.src_workload = sw ? *sw : kInvalidIdx;
@@ -180,7 +180,7 @@ void add_flow(const MailRequest& q, MailResult& r, WorkerCtx& ctx) {
     }
     OutboundClassify::classify(ctx, key, e);
   } else {  // inbound, as InboundAuthorize decides a new flow
-    e.generation = gen32(s.generation);
+    e.generation = gen32(s.decision_generation);
     e.src_workload = sw ? *sw : kInvalidIdx;
     e.dst_workload = dw ? *dw : kInvalidIdx;
     e.identity = sw ? s.workloads[*sw].identity.value : 0;

@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
   for (int round = 0; round < a.rounds; round++) {
     for (size_t k = 0; k < K; k++) {
       e.a.ctx.snap = snaps[k].get();
-      snaps[k]->generation = ++gen;
+      snaps[k]->generation = snaps[k]->decision_generation = ++gen;
       clear_flows(e);
       uint64_t sent = 0;
       // Mesh path (encrypt): warm, then timed.

@@ -217,7 +217,7 @@ int policy_mode(const Args& a, testing::Env& e) {
         ns[k].push_back(sum / passes);
         // Alternate generations so both counts see the same machine noise; bump the generation
         // so the next visit re-decides again.
-        snaps[k]->generation = ++gen;
+        snaps[k]->generation = snaps[k]->decision_generation = ++gen;
       }
     }
     for (size_t k = 0; k < snaps.size(); k++) {

@@ -508,5 +508,71 @@ TEST(Compile, DynamicSasFromPeering) {
   EXPECT_NE(dump(errors).find("already in use"), std::string::npos) << dump(errors);
 }
 
+// Snapshot::decision_generation: a republish of the same config whose SAs changed (a rekey)
+// keeps the cached flow decisions valid; a peer becoming reachable or unreachable, or any
+// applied config, does not.
+TEST(Compile, DecisionGenerationSurvivesAnSaOnlyRepublish) {
+  config::Config c = test::load_example("node-a.textproto");
+  c.clear_static_sas();
+  auto make = [](uint32_t spi, uint8_t k0) {
+    auto sa = std::make_shared<crypto::EspSa>();
+    crypto::EspSaParams p;
+    const uint8_t key[16] = {k0, 2, 3};
+    p.key = key;
+    p.spi = spi;
+    EXPECT_TRUE(sa->init(p));
+    return sa;
+  };
+  auto dyn = std::make_shared<DynamicSas>();
+  DynamicPeerSas peer;
+  peer.node = "node-b";
+  peer.outbound[0] = make(0x1000, 1);
+  peer.udp_sport[0] = 50001;
+  dyn->peers.push_back(peer);
+  std::vector<ConfigError> errors;
+  CompileOptions o{1, 1};
+  o.dynamic_sas = [&dyn] { return dyn; };
+  auto s1 = compile_snapshot(c, o, nullptr, &errors);
+  ASSERT_TRUE(s1) << dump(errors);
+  EXPECT_EQ(s1->decision_generation, 1u);
+  ASSERT_TRUE(s1->peer_tx[1].reachable);
+
+  // Rekey: new SA objects, same config, node-b still reachable.
+  dyn->peers[0].outbound[0] = make(0x1001, 9);
+  o.generation = 2;
+  o.same_config = true;
+  auto s2 = compile_snapshot(c, o, s1.get(), &errors);
+  ASSERT_TRUE(s2) << dump(errors);
+  EXPECT_EQ(s2->generation, 2u);
+  EXPECT_EQ(s2->decision_generation, 1u) << "flows decided under generation 1 stay valid";
+  EXPECT_NE(s2->peer_tx[1].sa[0], s1->peer_tx[1].sa[0]) << "the new SA is served";
+
+  // node-b loses its SAs: unreachable, so flows to it must be re-decided (fail closed).
+  dyn->peers[0].outbound[0].reset();
+  o.generation = 3;
+  auto s3 = compile_snapshot(c, o, s2.get(), &errors);
+  ASSERT_TRUE(s3) << dump(errors);
+  EXPECT_FALSE(s3->peer_tx[1].reachable);
+  EXPECT_EQ(s3->decision_generation, 3u);
+
+  // An applied config (same_config false) always re-decides, even when nothing differs.
+  dyn->peers[0].outbound[0] = make(0x1002, 5);
+  o.generation = 4;
+  o.same_config = false;
+  auto s4 = compile_snapshot(c, o, s3.get(), &errors);
+  ASSERT_TRUE(s4) << dump(errors);
+  EXPECT_EQ(s4->decision_generation, 4u);
+  o.generation = 5;
+  o.same_config = true;
+  auto s5 = compile_snapshot(c, o, s4.get(), &errors);
+  ASSERT_TRUE(s5) << dump(errors);
+  EXPECT_EQ(s5->decision_generation, 4u);
+  // No previous snapshot: nothing to keep.
+  o.generation = 6;
+  auto s6 = compile_snapshot(c, o, nullptr, &errors);
+  ASSERT_TRUE(s6) << dump(errors);
+  EXPECT_EQ(s6->decision_generation, 6u);
+}
+
 }  // namespace
 }  // namespace vanish::ctl

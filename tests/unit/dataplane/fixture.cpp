@@ -183,10 +183,19 @@ std::unique_ptr<DpNode> DpNode::load(const std::string& example,
   return make(c);
 }
 
+bool DpNode::republish() {
+  return swap_in(cfg, true);
+}
+
 bool DpNode::reload(const config::Config& next) {
+  return swap_in(next, false);
+}
+
+bool DpNode::swap_in(const config::Config& next, bool same_config) {
   std::vector<ctl::ConfigError> errors;
-  auto s = ctl::compile_snapshot(
-      next, ctl::CompileOptions{1, snap->generation + 1, deterministic_iv_}, snap.get(), &errors);
+  ctl::CompileOptions o{1, snap->generation + 1, deterministic_iv_};
+  o.same_config = same_config;
+  auto s = ctl::compile_snapshot(next, o, snap.get(), &errors);
   if (!s) {
     std::string all;
     for (const auto& e : errors) all += "  " + e.str() + "\n";

@@ -112,6 +112,9 @@ class DpNode {
   // current snapshot (SAs, replay windows and learned MACs carry forward), then swapped in.
   // The old snapshot is kept until the node dies (no RCU here: one thread).
   bool reload(const config::Config& next);
+  // Republishes the running config the way LiveConfig::republish does after an SA change
+  // (CompileOptions::same_config): a new generation, the same decision generation.
+  bool republish();
 
   // Non-zero drop counters as "name=n name=n" in reason order ("" when nothing was dropped).
   std::string drops() const;
@@ -134,6 +137,7 @@ class DpNode {
   void run_burst(bool inbound, Out& out);
   std::unique_ptr<dp::Burst> burst_;
   std::vector<std::unique_ptr<dp::Snapshot>> old_snaps_;
+  bool swap_in(const config::Config& next, bool same_config);
   bool deterministic_iv_ = true;
 };
 

@@ -370,6 +370,35 @@ TEST_F(DpTest, ANewGenerationRedecidesCachedFlows) {
   EXPECT_EQ(b->ctr.flows_created, 1u);
 }
 
+// A republish of the running config after an SA change (a rekey) is a new generation but not
+// a new decision generation: cached verdicts on both nodes stay, nothing is re-decided. An applied
+// config still re-decides every flow.
+TEST_F(DpTest, AnSaOnlyRepublishKeepsCachedVerdicts) {
+  auto pkt = [&](unsigned i) {
+    return local_frame(*a, kSleep.mac,
+                       udp(ip_hdr(kSleep, kHttpbin1, false), 40000, 7777, pattern(8, uint8_t(i))));
+  };
+  ASSERT_EQ(b->inbound(a->outbound(pkt(0)).fabric).local.size(), 1u);
+  const uint64_t checks = b->ctr.authz_checks;
+  ASSERT_TRUE(a->republish());
+  ASSERT_TRUE(b->republish());
+  EXPECT_EQ(a->snap->generation, 2u);
+  EXPECT_EQ(a->snap->decision_generation, 1u);
+  ASSERT_EQ(b->inbound(a->outbound(pkt(1)).fabric).local.size(), 1u);
+  EXPECT_EQ(a->ctr.flows_reclassified, 0u);
+  EXPECT_EQ(b->ctr.flows_reclassified, 0u);
+  EXPECT_EQ(b->ctr.authz_checks, checks) << "no new authorization decision";
+  // An applied config (even the same one) re-decides on both sides.
+  ASSERT_TRUE(a->reload(a->cfg));
+  ASSERT_TRUE(b->reload(b->cfg));
+  ASSERT_EQ(b->inbound(a->outbound(pkt(2)).fabric).local.size(), 1u);
+  EXPECT_EQ(a->ctr.flows_reclassified, 1u);
+  EXPECT_EQ(b->ctr.flows_reclassified, 1u);
+  EXPECT_EQ(b->ctr.authz_checks, checks + 1);
+  EXPECT_EQ(a->drops(), "");
+  EXPECT_EQ(b->drops(), "");
+}
+
 TEST_F(DpTest, ServiceFlowsStayOnTheirEndpointAcrossGenerations) {
   std::map<uint16_t, IpAddr, std::less<>> first;
   for (uint16_t c = 0; c < 16; c++) {
