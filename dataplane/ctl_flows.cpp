@@ -177,7 +177,8 @@ void fill_flow(const Snapshot& s, unsigned worker, const FlowKey& k, const FlowE
   if (e.last_tsc && now_tsc >= e.last_tsc) f->set_idle_s(double(now_tsc - e.last_tsc) / hz);
   f->set_is_static(e.is_static != 0);
   f->set_is_reply(e.is_reply != 0);
-  f->set_stale(k.zone != kZoneReplyIndex && !e.is_static && e.generation != gen32(s.decision_generation));
+  f->set_stale(k.zone != kZoneReplyIndex && !e.is_static &&
+               e.generation != gen32(s.decision_generation));
   if (s.egress && e.generation == gen32(s.decision_generation) &&
       e.host_pattern < s.egress->patterns.size()) {
     const HostPattern& hp = s.egress->patterns[e.host_pattern];

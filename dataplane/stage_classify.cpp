@@ -183,7 +183,8 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
     } else {
       hits++;
       FlowEntry& e = ctx.flows->entry(fi);
-      if (e.generation != gen32(s.decision_generation) && !e.is_static && info.key.zone == kZoneOutbound) {
+      if (e.generation != gen32(s.decision_generation) && !e.is_static &&
+          info.key.zone == kZoneOutbound) {
         bool had = e.nat == NatKind::kDnat;
         FlowKey old_ri = had ? FlowTable::reply_index_key(info.key, e) : FlowKey{};
         classify(ctx, info.key, e);
