@@ -150,6 +150,29 @@ def vanishd_drops(logpath: str) -> Optional[dict]:
     return out
 
 
+def vanishd_events(logpath: str) -> Optional[dict]:
+    """vanishd's final event counters: {name: count} from the `events:` block it prints at exit
+    (`name=count` pairs, several per line)."""
+    try:
+        with open(logpath, errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    out, inside = None, False
+    for ln in lines:
+        st = ln.strip()
+        if st == "events:":
+            out, inside = {}, True
+            continue
+        if inside:
+            pairs = [t.split("=", 1) for t in st.split()]
+            if pairs and all(len(kv) == 2 and kv[1].isdigit() for kv in pairs):
+                out.update({k: int(v) for k, v in pairs})
+            else:
+                inside = False
+    return out
+
+
 class Lab:
     def __init__(self, args):
         self.a = args
@@ -288,6 +311,7 @@ class Lab:
             proc.stop(10)
             if system == "vanishd" and isinstance(v, dict):
                 v["dut_drops"] = vanishd_drops(logp)
+                v["dut_events"] = vanishd_events(logp)
 
     def record(self, r: dict) -> dict:
         r.update(self.cond)
@@ -559,10 +583,12 @@ class Lab:
                         "rekey_cmds": c["rekey_cmds"], "rekey_failed": c["rekey_failed"],
                         "tx_refused": c["tx_full"], "steady_tx_refused": s["tx_full"],
                         "vanishd_drops": res.get("dut_drops"),
-                        "rekeys_done": res.get("rekeys_done"), "rate_pps": c["target_pps"]})
+                        "rekeys_done": res.get("rekeys_done"), "rate_pps": c["target_pps"],
+                        # Flow verdicts re-decided over both runs: SA changes keep them (0).
+                        "flows_reclassified": (res.get("dut_events") or {}).get("flows_reclassified", 0)})
             log(f"rekey      vanishd {direction} {size} B: {out['rekey_cmds']} rekey commands "
                 f"({out['rekeys_done']} rekeys in total), lost {out['lost']} of {out['offered']} "
-                f"(steady run: {out['steady_lost']})")
+                f"(steady run: {out['steady_lost']}), flows re-decided {out['flows_reclassified']}")
         else:
             log("rekey      vanishd: FAILED")
         return self.record(out)
@@ -973,8 +999,9 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
                           f"{r['offered']} ({100 * r['loss_ratio']:.4f} %); the same run without rekeys "
                           f"lost {r['steady_lost']} ({100 * r['steady_loss_ratio']:.4f} %); refused by the "
                           f"full memif ring {r.get('tx_refused')} (steady {r.get('steady_tx_refused')}); "
-                          f"drops inside vanishd over both runs: {r.get('vanishd_drops') or 'none'}. No latency: "
-                          "the generator cannot decrypt peering-keyed ESP.")
+                          f"drops inside vanishd over both runs: {r.get('vanishd_drops') or 'none'}; "
+                          f"flow verdicts re-decided: {r.get('flows_reclassified', '-')} (a rekey keeps "
+                          "them). No latency: the generator cannot decrypt peering-keyed ESP.")
             else:
                 md.append("- failed (see logs)")
         md.append("")

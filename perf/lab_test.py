@@ -57,6 +57,34 @@ class MergeLatencyRoundsTest(unittest.TestCase):
         self.assertEqual(m["max_us"], 25.0)
 
 
+class VanishdLogTest(unittest.TestCase):
+    LOG = """vanishd 0.1.0: node node-a, 1 worker(s), config generation 1
+vanishd: final counters
+node node-a, 1 worker(s)
+  port          rx pkts       rx bytes      tx pkts       tx bytes
+  local        29862028     1911169792            0              0
+  events:
+    encrypted=29862028 flows_created=64 flow_hits=29861964 flow_misses=64
+    flows_reclassified=512
+  drops:
+    tx_full                    32  port TX queue full
+    no_sa                       3  no SA for the peer
+"""
+
+    def test_final_counters(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+            f.write(self.LOG)
+        try:
+            ev = lab.vanishd_events(f.name)
+            self.assertEqual(ev["flows_reclassified"], 512)
+            self.assertEqual(ev["encrypted"], 29862028)
+            self.assertNotIn("tx_full", ev)
+            self.assertEqual(lab.vanishd_drops(f.name), {"tx_full": 32, "no_sa": 3})
+        finally:
+            os.unlink(f.name)
+        self.assertIsNone(lab.vanishd_events("/nonexistent/vanishd.log"))
+
+
 class FakeLab:
     """What write_report reads from a Lab: its options, results and record()."""
 
