@@ -128,49 +128,48 @@ def merge_latency_rounds(rounds: List[dict]) -> dict:
     return m
 
 
-def vanishd_drops(logpath: str) -> Optional[dict]:
-    """vanishd's final counters: {reason: count} from the `drops:` block it prints at exit."""
+def vanishd_final_counters(logpath: str) -> Optional[Dict[str, Optional[dict]]]:
+    """The counters vanishd prints at exit: {"events": {name: count}, "drops": {reason: count}}
+    from its `events:` block (`name=count` pairs, several per line) and its `drops:` block (one
+    reason and count per line, or `drops: none`). None if the log cannot be read; a block that is
+    missing is None."""
     try:
         with open(logpath, errors="replace") as f:
             lines = f.read().splitlines()
     except OSError:
         return None
-    out, inside = None, False
+    out: Dict[str, Optional[dict]] = {"events": None, "drops": None}
+    block = None
     for ln in lines:
         st = ln.strip()
-        if st.startswith("drops:"):
-            out, inside = {}, st != "drops: none"
+        if st == "events:" or st.startswith("drops:"):
+            block = "events" if st == "events:" else "drops"
+            out[block] = {}
+            if st == "drops: none":
+                block = None
             continue
-        if inside:
+        if block == "events":
+            pairs = [t.split("=", 1) for t in st.split()]
+            if pairs and all(len(kv) == 2 and kv[1].isdigit() for kv in pairs):
+                out["events"].update({k: int(v) for k, v in pairs})
+                continue
+        elif block == "drops":
             parts = st.split()
             if len(parts) >= 2 and parts[1].isdigit():
-                out[parts[0]] = int(parts[1])
-            else:
-                inside = False
+                out["drops"][parts[0]] = int(parts[1])
+                continue
+        block = None
     return out
+
+
+def vanishd_drops(logpath: str) -> Optional[dict]:
+    """vanishd's final drop counters: {reason: count}."""
+    return (vanishd_final_counters(logpath) or {}).get("drops")
 
 
 def vanishd_events(logpath: str) -> Optional[dict]:
-    """vanishd's final event counters: {name: count} from the `events:` block it prints at exit
-    (`name=count` pairs, several per line)."""
-    try:
-        with open(logpath, errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    out, inside = None, False
-    for ln in lines:
-        st = ln.strip()
-        if st == "events:":
-            out, inside = {}, True
-            continue
-        if inside:
-            pairs = [t.split("=", 1) for t in st.split()]
-            if pairs and all(len(kv) == 2 and kv[1].isdigit() for kv in pairs):
-                out.update({k: int(v) for k, v in pairs})
-            else:
-                inside = False
-    return out
+    """vanishd's final event counters: {name: count}."""
+    return (vanishd_final_counters(logpath) or {}).get("events")
 
 
 class Lab:

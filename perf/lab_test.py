@@ -83,6 +83,13 @@ node node-a, 1 worker(s)
         finally:
             os.unlink(f.name)
         self.assertIsNone(lab.vanishd_events("/nonexistent/vanishd.log"))
+        with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+            f.write("  events:\n    encrypted=5\n  drops: none\n")
+        try:
+            self.assertEqual(lab.vanishd_final_counters(f.name),
+                             {"events": {"encrypted": 5}, "drops": {}})
+        finally:
+            os.unlink(f.name)
 
 
 class FakeLab:
