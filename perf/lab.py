@@ -25,8 +25,8 @@ vanishctl has a rekey command).
 Figures on virtual ports are per-core CPU figures, not NIC line rates. The machine is shared:
 ratios are between runs made back to back in the same invocation.
 
-  perf/lab.py --quick            # ~7 min: fewer sizes, short trials
-  perf/lab.py                    # full: ~20 min; --repeat 3 for steadier ratios (longer)
+  perf/lab.py --quick            # ~8 min: fewer sizes, short trials
+  perf/lab.py                    # full: ~23 min; --repeat 3 for steadier ratios (longer)
 """
 
 from __future__ import annotations
@@ -1097,7 +1097,7 @@ def write_cdf(path: str, series: Dict[str, list]):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="short run (~7 min): fewer sizes, short trials")
+    p.add_argument("--quick", action="store_true", help="short run (~8 min): fewer sizes, short trials")
     p.add_argument("--out", default=None, help="output dir (default build-perf/lab/<UTC time>)")
     p.add_argument("--scenarios", default="throughput,crypto,pcap,flows,policies,ndr,churn,rekey",
                    help="comma list of scenario groups to run")
