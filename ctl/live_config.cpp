@@ -190,6 +190,7 @@ void LiveConfig::handle(const v1::Request& req, v1::Response* resp) {
       resp->set_ok(true);
       v1::Status* s = resp->mutable_status();
       s->set_generation(serving);
+      if (const dp::Snapshot* cur = current_()) s->set_decision_generation(cur->decision_generation);
       s->set_uptime_s(uint64_t(
           std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start_).count()));
       s->set_config_path(opts_.config_path);

@@ -191,6 +191,7 @@ int run_status(const ConfigCmdOptions& o, std::ostream& out, std::ostream& err) 
     Json j;
     j["node"] = s.node();
     j["generation"] = s.generation();
+    j["decision_generation"] = s.decision_generation();
     j["uptime_s"] = s.uptime_s();
     j["config_path"] = s.config_path();
     j["watching"] = s.watching();
@@ -201,7 +202,11 @@ int run_status(const ConfigCmdOptions& o, std::ostream& out, std::ostream& err) 
     return kExitOk;
   }
   out << "node               " << s.node() << "\n"
-      << "generation         " << s.generation() << "\n"
+      << "generation         " << s.generation();
+  if (s.decision_generation() && s.decision_generation() != s.generation())
+    out << " (flow verdicts from generation " << s.decision_generation()
+        << " on are current: later ones changed only SAs)";
+  out << "\n"
       << "uptime             " << duration(s.uptime_s()) << "\n"
       << "config             " << s.config_path() << (s.watching() ? " (watched)" : "") << "\n"
       << "workers            " << s.n_workers() << "\n"

@@ -112,6 +112,23 @@ TEST_F(Live, AntiReplayOffIsWarnedOnReload) {
   EXPECT_FALSE(snap_->sa_in.find(to_b->spi_base())->sa->anti_replay());
 }
 
+// republish() (after SAs changed) is a new generation with the same decision generation;
+// apply() always starts a new one.
+TEST_F(Live, RepublishKeepsTheDecisionGeneration) {
+  start(test::example_path("node-b.textproto"), false);
+  auto r = live_->republish();
+  ASSERT_TRUE(r.ok) << log_;
+  EXPECT_EQ(r.generation, 2u);
+  EXPECT_EQ(snap_->generation, 2u);
+  EXPECT_EQ(snap_->decision_generation, 1u);
+  ASSERT_TRUE(live_->apply(cfg_, false).ok) << log_;
+  EXPECT_EQ(snap_->generation, 3u);
+  EXPECT_EQ(snap_->decision_generation, 3u);
+  ASSERT_TRUE(live_->republish().ok) << log_;
+  EXPECT_EQ(snap_->decision_generation, 3u);
+  EXPECT_EQ(published_, 3);
+}
+
 TEST_F(Live, RejectedConfigChangesNothing) {
   start(test::example_path("node-b.textproto"), false);
   const dp::Snapshot* before = snap_.get();
@@ -228,6 +245,7 @@ TEST_F(Live, ControlSocketEndToEnd) {
   ASSERT_TRUE(c.call(req, &resp, &err, 5s)) << err;
   EXPECT_TRUE(resp.ok());
   EXPECT_EQ(resp.status().generation(), 1u);
+  EXPECT_EQ(resp.status().decision_generation(), 1u);
   EXPECT_EQ(resp.status().node(), "node-b");
   EXPECT_EQ(resp.status().n_workers(), 2u);
 
