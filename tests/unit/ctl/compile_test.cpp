@@ -458,20 +458,23 @@ TEST(CompileServices, WaypointsResolveByAddressOrService) {
   EXPECT_EQ(s->waypoint_of(ip("10.96.0.20"), uint16_t(80 << 8), 6), 2u);
 }
 
+// An SA as the peering manager would hand over (the key's first byte varies, so two differ).
+std::shared_ptr<crypto::EspSa> peering_sa(uint32_t spi, uint8_t k0 = 1) {
+  auto sa = std::make_shared<crypto::EspSa>();
+  crypto::EspSaParams p;
+  const uint8_t key[16] = {k0, 2, 3};
+  p.key = key;
+  p.spi = spi;
+  EXPECT_TRUE(sa->init(p));
+  return sa;
+}
+
 // Peering SAs (CompileOptions::dynamic_sas): the same objects land in PeerTx and sa_in; a peer
 // without them is unreachable; an SPI collision rejects the snapshot.
 TEST(Compile, DynamicSasFromPeering) {
   config::Config c = test::load_example("node-a.textproto");
   c.clear_static_sas();
-  auto make = [](uint32_t spi) {
-    auto sa = std::make_shared<crypto::EspSa>();
-    crypto::EspSaParams p;
-    static const uint8_t key[16] = {1, 2, 3};
-    p.key = key;
-    p.spi = spi;
-    EXPECT_TRUE(sa->init(p));
-    return sa;
-  };
+  auto make = [](uint32_t spi) { return peering_sa(spi); };
   auto dyn = std::make_shared<DynamicSas>();
   DynamicPeerSas peer;
   peer.node = "node-b";
@@ -514,15 +517,7 @@ TEST(Compile, DynamicSasFromPeering) {
 TEST(Compile, DecisionGenerationSurvivesAnSaOnlyRepublish) {
   config::Config c = test::load_example("node-a.textproto");
   c.clear_static_sas();
-  auto make = [](uint32_t spi, uint8_t k0) {
-    auto sa = std::make_shared<crypto::EspSa>();
-    crypto::EspSaParams p;
-    const uint8_t key[16] = {k0, 2, 3};
-    p.key = key;
-    p.spi = spi;
-    EXPECT_TRUE(sa->init(p));
-    return sa;
-  };
+  auto make = [](uint32_t spi, uint8_t k0) { return peering_sa(spi, k0); };
   auto dyn = std::make_shared<DynamicSas>();
   DynamicPeerSas peer;
   peer.node = "node-b";
