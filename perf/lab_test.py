@@ -57,6 +57,16 @@ class MergeLatencyRoundsTest(unittest.TestCase):
         self.assertEqual(m["max_us"], 25.0)
 
 
+class SkippedNoteTest(unittest.TestCase):
+    def test_silent_when_the_generator_kept_its_schedule(self):
+        self.assertEqual(lab.skipped_note({"gen_skipped": 0, "steady_gen_skipped": 0}), "")
+        self.assertEqual(lab.skipped_note({}), "")
+
+    def test_names_both_runs_when_one_skipped(self):
+        note = lab.skipped_note({"gen_skipped": 0, "steady_gen_skipped": 1200})
+        self.assertIn("skipped 0 (steady 1200)", note)
+
+
 class VanishdLogTest(unittest.TestCase):
     LOG = """vanishd 0.1.0: node node-a, 1 worker(s), config generation 1
 vanishd: final counters

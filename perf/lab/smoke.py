@@ -79,6 +79,13 @@ def main() -> int:
                      "--rate", "100000", "--duration", "0.5", "--lat-sample", "1"])
             ok = bool(r) and r["received"] == r["sent"] and r["sent"] > 10000
             check(f"loopback {d}: every packet back", ok, r and f"(sent {r['sent']}, received {r['received']})")
+            # Rate mode keeps its schedule: what it offered plus what it skipped for being more
+            # than 1 ms late is the rate times the trial's length.
+            if r:
+                sched = r["offered"] + r["gen_skipped"]
+                want = r["target_pps"] * r["seconds"]
+                check(f"loopback {d}: offered + skipped = the schedule", abs(sched - want) <= 0.01 * want + 64,
+                      f"(offered {r['offered']}, skipped {r['gen_skipped']}, schedule {want:.0f})")
             if r:
                 lat = r["latency"]["samples"]
                 check(f"loopback {d}: latency samples, no bad ESP", lat > 0 and r["lat_bad"] == 0,
