@@ -108,7 +108,7 @@ def set_worker_fifo(pid: int, prio: int, tid: Optional[int] = None) -> Optional[
 
 def skipped_note(r: dict) -> str:
     """Report text for a rate-mode run whose generator fell behind its schedule (vanish-perf
-    skips what is more than 1 ms late instead of bursting it; those packets were never offered)."""
+    skips what is more than 2 ms late instead of bursting it; those packets were never offered)."""
     k, ks = r.get("gen_skipped") or 0, r.get("steady_gen_skipped") or 0
     if not (k or ks):
         return ""

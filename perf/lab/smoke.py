@@ -80,7 +80,7 @@ def main() -> int:
             ok = bool(r) and r["received"] == r["sent"] and r["sent"] > 10000
             check(f"loopback {d}: every packet back", ok, r and f"(sent {r['sent']}, received {r['received']})")
             # Rate mode keeps its schedule: what it offered plus what it skipped for being more
-            # than 1 ms late is the rate times the trial's length.
+            # than 2 ms late is the rate times the trial's length.
             if r:
                 sched = r["offered"] + r["gen_skipped"]
                 want = r["target_pps"] * r["seconds"]

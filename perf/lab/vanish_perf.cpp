@@ -67,9 +67,11 @@ void marker(const char* what) {
 }
 
 constexpr uint16_t kBurst = 32;
-// Rate mode: the most the generator may lag its schedule (and then send back to back), 1 ms of
-// packets. Far below a 2^14-slot memif ring at any rate the harness reaches.
-constexpr double kMaxLagSeconds = 1e-3;
+// Rate mode: the most the generator may lag its schedule (and then send back to back): 2 ms of
+// packets, half a 2^14-slot memif ring at 4 Mpps. A VM's usual stalls (0.01-1 ms) stay within it
+// and are caught up; longer ones are skipped and counted (an NDR trial short by more than 1 %
+// fails as generator-limited, as before).
+constexpr double kMaxLagSeconds = 2e-3;
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) {
   g_stop = 1;
