@@ -56,10 +56,13 @@ def main() -> int:
         if not cond:
             failures.append(name)
 
-    def gen(sub, eal, opts, timeout=40):
+    def gen_cmd(sub, eal, opts):
         prefix = f"{tag}g{len(failures)}{time.monotonic_ns() % 100000}"
-        cmd = [perf, sub, "-l", "0", "--file-prefix", prefix, "--no-pci"] + mem(256) + eal + [
+        return prefix, [perf, sub, "-l", "0", "--file-prefix", prefix, "--no-pci"] + mem(256) + eal + [
             "--", "--config", config] + opts
+
+    def gen(sub, eal, opts, timeout=40):
+        prefix, cmd = gen_cmd(sub, eal, opts)
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            timeout=timeout)
         shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
@@ -134,6 +137,23 @@ def main() -> int:
             check("vanishd ndr: search and latency trial finish",
                   bool(r) and "ndr_mpps" in r and "latency" in r,
                   r and f"(NDR {r.get('ndr_mpps', 0):.3f} Mpps, PDR {r.get('pdr_mpps', 0):.3f} Mpps)")
+            # 3. The DUT dies mid-trial: the generator ends the run with a clear error (exit 3),
+            # not a fault in the memif PMD, which unmaps the rings under a running burst.
+            gprefix, cmd = gen_cmd("run", memif, ["--dir", "out", "--sizes", "1420", "--flows", "64",
+                                                  "--rate", "1000000", "--duration", "20"])
+            g = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(2.5)  # link-up and warm-up done: inside the measured trial
+            os.killpg(dut.pid, signal.SIGKILL)
+            dut.wait()
+            try:
+                out, err = g.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                g.kill()
+                out, err = g.communicate()
+            shutil.rmtree(f"/var/run/dpdk/{gprefix}", ignore_errors=True)
+            check("DUT killed mid-trial: generator exits 3 saying the link went down",
+                  g.returncode == 3 and ("went down" in err or "link down" in err),
+                  f"(exit {g.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''})")
         finally:
             if dut.poll() is None:
                 dut.send_signal(signal.SIGINT)

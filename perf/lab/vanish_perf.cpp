@@ -19,7 +19,8 @@
 //    would not take (virtual port ring full) is offered, freed and counted lost, as a NIC's RX
 //    overflow would be; in --rate 0 (max) mode it is retried instead and the figure is the
 //    receive rate between warm-up and the end.
-//  - Output: human lines on stderr, one JSON object per result on stdout.
+//  - Output: human lines on stderr, one JSON object per result on stdout. Exit 0 with a
+//    result, 2 on bad options or ports that never came up, 3 when a link went down mid-run.
 //  - Between trials the lcore sleeps (no busy idle).
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -43,6 +44,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crypto/esp.hpp"
 #include "perf/lab/traffic.hpp"
@@ -75,6 +77,26 @@ constexpr double kMaxLagSeconds = 2e-3;
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) {
   g_stop = 1;
+}
+
+// DPDK 22.11's memif PMD unmaps a connection's rings on the EAL interrupt thread when the peer
+// goes away, with nothing that holds off a burst already running on the lcore: that burst then
+// faults. links_up() stops the run before the next burst; this handler covers the one in flight.
+// A fault while one of the ports' links is down is that case (the PMD marks the link down
+// before it unmaps): report it as the lost link it is and exit 3, as links_up would have. Any
+// other fault stays a crash (SA_RESETHAND: returning re-runs the faulting access, default action).
+volatile std::sig_atomic_t g_fault_ports = 0;  // ports 0..n-1 are checked; 0 until they are up
+void on_fault(int) {
+  for (int p = 0; p < g_fault_ports; p++) {
+    rte_eth_link l{};
+    if (rte_eth_link_get_nowait(uint16_t(p), &l) == 0 && !l.link_status) {
+      static const char kMsg[] =
+          "vanish-perf: a port's link went down during a burst (the DUT exited or closed its "
+          "memif socket); no result\n";
+      [[maybe_unused]] ssize_t w = write(2, kMsg, sizeof kMsg - 1);
+      _exit(3);
+    }
+  }
 }
 
 struct Opts {
@@ -280,6 +302,12 @@ class Lab {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     }
+    struct sigaction fault {};
+    fault.sa_handler = on_fault;
+    fault.sa_flags = SA_RESETHAND;
+    sigaction(SIGSEGV, &fault, nullptr);
+    sigaction(SIGBUS, &fault, nullptr);
+    g_fault_ports = std::max(tx_, rx_) + 1;
     // A memif client's receive ring offers the DUT no free slot until its first rx_burst fills
     // it: poll every port once now, or the DUT's first burst back is refused (its tx_full drops).
     for (uint16_t q = 0; q <= std::max(tx_, rx_); q++) {
@@ -301,6 +329,23 @@ class Lab {
     imb_ = crypto::thread_imb_mgr();
     return true;
   }
+
+  // A port whose link went down during a run (the DUT exited or closed its memif socket): the
+  // run ends at once. DPDK 22.11's memif PMD faults on a burst after its peer went away (the
+  // disconnect unmaps the rings), so no burst may follow; the lab reports the run as failed.
+  // Checked before every burst: it reads the link word the PMD clears on disconnect.
+  bool links_up() {
+    if (lost_port_ >= 0) return false;
+    for (uint16_t p : {tx_, rx_}) {
+      rte_eth_link l{};
+      if (rte_eth_link_get_nowait(p, &l) == 0 && !l.link_status) {
+        lost_port_ = p;
+        return false;
+      }
+    }
+    return true;
+  }
+  int lost_port() const { return lost_port_; }
 
   void close_ports() {
     for (uint16_t p = 0; p <= std::max(tx_, rx_); p++) {
@@ -326,7 +371,7 @@ class Lab {
     uint16_t npend = 0;
     uint64_t now = start;
     const uint64_t max_lag = std::max<uint64_t>(2 * kBurst, uint64_t(rate * kMaxLagSeconds));
-    while (now < end && !g_stop) {
+    while (now < end && !g_stop && links_up()) {
       uint16_t want = kBurst;
       if (rate > 0) {
         uint64_t due = uint64_t((unsigned __int128)(now - start) * uint64_t(rate) / hz) - s.skipped;
@@ -393,7 +438,7 @@ class Lab {
     // Drain: until nothing arrived for 20 ms (at most 500 ms).
     uint64_t last = rte_rdtsc(), got = s.received;
     const uint64_t drain_end = last + hz / 2;
-    while (!g_stop) {
+    while (!g_stop && links_up()) {
       poll_rx(s);
       uint64_t t = rte_rdtsc();
       if (s.received != got) {
@@ -427,7 +472,7 @@ class Lab {
     TrialStats total;
     total.rate = rate;
     double left = seconds, cpu_weighted = 0;
-    while (left > 1e-3 && !g_stop) {
+    while (left > 1e-3 && !g_stop && links_up()) {
       const double slice = std::min(left, std::clamp(o_.latency_slice, 0.05, 0.8));
       sched_param fifo{};
       fifo.sched_priority = rt;
@@ -607,6 +652,7 @@ class Lab {
   const Traffic& tr_;
   rte_mempool* pool_ = nullptr;
   uint16_t tx_ = 0, rx_ = 1;
+  int lost_port_ = -1;  // see links_up
   uint64_t seq_ = 0, pkt_idx_ = 0, seen_ = 0;
   uint32_t trial_id_ = 0;
   double ns_per_tick_ = 1;
@@ -642,10 +688,21 @@ void say(const char* what, const TrialStats& s, const json& j) {
                s.lat.count() ? std::to_string(s.lat.quantile(0.99) / 1e3).c_str() : "-");
 }
 
+// A run whose port went down part-way has no figures worth printing: say so and fail.
+bool link_lost(const Lab& lab) {
+  if (lab.lost_port() < 0) return false;
+  std::fprintf(stderr,
+               "vanish-perf: port %d: link down during a trial (the DUT exited or closed its "
+               "memif socket); no result\n",
+               lab.lost_port());
+  return true;
+}
+
 int cmd_run(const Opts& o, Lab& lab, const Mesh& m) {
   bool rt = false;
   TrialStats s = o.rate > 0 ? lab.latency_trial(o.rate, o.duration, o.rt_priority, &rt)
                             : lab.trial(o.rate, o.duration + o.warmup, o.warmup);
+  if (link_lost(lab)) return 3;
   json j = base_json(o, m, "run");
   j.update(lab.to_json(s));
   j["rt_priority"] = rt ? o.rt_priority : 0;
@@ -657,6 +714,7 @@ int cmd_run(const Opts& o, Lab& lab, const Mesh& m) {
 int cmd_ndr(const Opts& o, Lab& lab, const Mesh& m) {
   // Warm-up + the upper bound: the DUT's receive rate when offered everything.
   TrialStats mx = lab.trial(0, o.trial + o.warmup, o.warmup);
+  if (link_lost(lab)) return 3;
   json jm = lab.to_json(mx);
   say("max", mx, jm);
   double top = o.max_rate > 0 ? o.max_rate : jm["mpps"].get<double>() * 1e6 * 1.05;
@@ -672,6 +730,7 @@ int cmd_ndr(const Opts& o, Lab& lab, const Mesh& m) {
       double r = it == 0 ? hi : (lo + hi) / 2;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       TrialStats s = lab.trial(r, o.trial, 0);
+      if (lab.lost_port() >= 0) break;
       json j = lab.to_json(s);
       say(thr == 0 ? "ndr" : "pdr", s, j);
       trials.push_back({{"thr", thr},
@@ -697,6 +756,7 @@ int cmd_ndr(const Opts& o, Lab& lab, const Mesh& m) {
   };
   auto [ndr, ndr_j] = search(0.0, 0.0);
   auto [pdr, pdr_j] = search(o.pdr_loss, ndr);
+  if (link_lost(lab)) return 3;
   double avg = lab.avg_size();
   out["ndr_mpps"] = ndr / 1e6;
   out["ndr_gbps"] = ndr * avg * 8 / 1e9;
@@ -712,6 +772,7 @@ int cmd_ndr(const Opts& o, Lab& lab, const Mesh& m) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     bool rt = false;
     TrialStats s = lab.latency_trial(lr, o.latency_duration, o.rt_priority, &rt);
+    if (link_lost(lab)) return 3;
     json j = lab.to_json(s);
     say("latency", s, j);
     out["latency_rt_priority"] = rt ? o.rt_priority : 0;
