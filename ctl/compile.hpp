@@ -43,7 +43,7 @@ namespace vanish::ctl {
 
 // SAs keyed by peering handshakes (owned by the peering manager; see the contract above).
 struct DynamicPeerSas {
-  std::string node;  // Node.name of the peer
+  std::string node;                                          // Node.name of the peer
   std::shared_ptr<crypto::EspSa> outbound[dp::kMaxWorkers];  // by local worker; all or none
   uint16_t udp_sport[dp::kMaxWorkers] = {};
   struct Inbound {
@@ -64,9 +64,11 @@ struct CompileOptions {
   bool deterministic_iv = false;
   // The current peering SAs (null or unset: none). Called once per compile.
   std::function<std::shared_ptr<const DynamicSas>()> dynamic_sas;
-  // The config is the one `previous` was compiled from (LiveConfig::republish after an SA
-  // change): the snapshot keeps previous->decision_generation if every peer's reachability is
-  // unchanged too. False: decision_generation = generation.
+  // The config is the one `previous` was compiled from, and was validated then
+  // (LiveConfig::republish after an SA change): it is not validated again, everything but the
+  // SA tables is taken from `previous` (copied, or shared: authz engine, egress policy,
+  // neighbour table), and the snapshot keeps previous->decision_generation if every peer's
+  // reachability is unchanged too. False: a full compile, decision_generation = generation.
   bool same_config = false;
 };
 
