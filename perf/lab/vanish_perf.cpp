@@ -38,6 +38,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -308,6 +309,13 @@ class Lab {
     sigaction(SIGSEGV, &fault, nullptr);
     sigaction(SIGBUS, &fault, nullptr);
     g_fault_ports = std::max(tx_, rx_) + 1;
+    link_period_ = rte_get_tsc_hz() / 1000;
+    for (uint16_t p = 0; p <= std::max(tx_, rx_); p++) {
+      rte_eth_dev_info info{};
+      if (rte_eth_dev_info_get(p, &info) == 0 && info.driver_name &&
+          std::string_view(info.driver_name) == "net_memif")
+        link_every_burst_ = true;
+    }
     // A memif client's receive ring offers the DUT no free slot until its first rx_burst fills
     // it: poll every port once now, or the DUT's first burst back is refused (its tx_full drops).
     for (uint16_t q = 0; q <= std::max(tx_, rx_); q++) {
@@ -333,9 +341,16 @@ class Lab {
   // A port whose link went down during a run (the DUT exited or closed its memif socket): the
   // run ends at once. DPDK 22.11's memif PMD faults on a burst after its peer went away (the
   // disconnect unmaps the rings), so no burst may follow; the lab reports the run as failed.
-  // Checked before every burst: it reads the link word the PMD clears on disconnect.
+  // Checked before every burst on memif ports (it reads the link word the PMD clears on
+  // disconnect); other PMDs may ask the kernel for their link (af_packet, tap), so there at
+  // most once a millisecond.
   bool links_up() {
     if (lost_port_ >= 0) return false;
+    if (!link_every_burst_) {
+      const uint64_t now = rte_rdtsc();
+      if (now - link_checked_ < link_period_) return true;
+      link_checked_ = now;
+    }
     for (uint16_t p : {tx_, rx_}) {
       rte_eth_link l{};
       if (rte_eth_link_get_nowait(p, &l) == 0 && !l.link_status) {
@@ -653,6 +668,8 @@ class Lab {
   rte_mempool* pool_ = nullptr;
   uint16_t tx_ = 0, rx_ = 1;
   int lost_port_ = -1;  // see links_up
+  bool link_every_burst_ = false;
+  uint64_t link_checked_ = 0, link_period_ = 0;
   uint64_t seq_ = 0, pkt_idx_ = 0, seen_ = 0;
   uint32_t trial_id_ = 0;
   double ns_per_tick_ = 1;
