@@ -65,15 +65,14 @@ class Compiler {
 
   std::unique_ptr<dp::Snapshot> run() {
     s_ = std::make_unique<dp::Snapshot>();
+    const bool sa_only = sas_only();
+    if (sa_only) reuse_previous();
     s_->generation = o_.generation;
     s_->n_workers = o_.n_workers;
     s_->fabric_mtu = fabric_mtu(c_);
     s_->outer_ipv6 = c_.fabric().ipv6();
     index_previous_sas();
-    const bool sa_only = sas_only();
-    if (sa_only) {
-      reuse_previous();
-    } else {
+    if (!sa_only) {
       nodes();
       workloads();
       services();
@@ -101,25 +100,14 @@ class Compiler {
            prev_->nodes.size() == size_t(c_.nodes_size()) && prev_->neighbours && prev_->authz;
   }
 
+  // Everything of prev_ but its SA tables (static_sas and dynamic_sas rebuild them).
   void reuse_previous() {
     const dp::Snapshot& p = *prev_;
-    s_->self = p.self;
-    s_->label_epoch = p.label_epoch;
-    s_->nodes = p.nodes;
+    *s_ = p;
+    s_->peer_tx.clear();
+    s_->sa_in = {};
+    s_->sa_owner.clear();
     for (size_t i = 0; i < s_->nodes.size(); i++) node_by_name_[s_->nodes[i].name] = uint32_t(i);
-    s_->workloads = p.workloads;
-    s_->workload_meta = p.workload_meta;
-    s_->identities = p.identities;
-    s_->identity_by_id = p.identity_by_id;
-    s_->workload_by_ip = p.workload_by_ip;
-    s_->vips = p.vips;
-    s_->endpoints = p.endpoints;
-    s_->service_meta = p.service_meta;
-    s_->is_waypoint = p.is_waypoint;
-    s_->has_waypoints = p.has_waypoints;
-    s_->authz = p.authz;
-    s_->egress = p.egress;
-    s_->neighbours = p.neighbours;
   }
 
   // Same config and the same peers reachable: every cached flow decision still holds (see
