@@ -44,12 +44,45 @@ bool InboundAuthorize::decide(WorkerCtx& ctx, const FlowKey& key, uint32_t src_i
   return v.allowed;
 }
 
+bool InboundAuthorize::check_source(const Snapshot& s, PacketInfo& info, uint32_t* src_workload,
+                                    DropReason* why) {
+  const uint32_t* src = s.workload_by_ip.find(info.key.src_ip());
+  if (!src || s.workloads[*src].node.value != info.node ||
+      s.workloads[*src].identity.value != info.identity) {
+    *why = DropReason::kIdentitySpoof;
+    return false;
+  }
+  // The receiving workload: the destination's waypoint when it names one (the sender steered the
+  // packet there, original destination preserved; the waypoint's own traffic goes direct), else
+  // the destination workload. Either must be hosted here.
+  uint32_t dst_w = kInvalidIdx;
+  if (s.has_waypoints) {
+    uint32_t wp = s.waypoint_of(info.key.dst_ip(), info.key.dport, info.key.proto);
+    if (wp != kInvalidIdx && wp != *src) dst_w = wp;
+  }
+  if (dst_w == kInvalidIdx) {
+    const uint32_t* dst = s.workload_by_ip.find(info.key.dst_ip());
+    if (dst) dst_w = *dst;
+  }
+  if (dst_w == kInvalidIdx || !(s.workloads[dst_w].node == s.self)) {
+    *why = DropReason::kNotLocal;
+    return false;
+  }
+  info.dst_workload = dst_w;
+  *src_workload = *src;
+  return true;
+}
+
 void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
   const Snapshot& s = *ctx.snap;
+  const uint32_t gen = gen32(s.decision_generation);
   const FlowKey* keys[kBurstSize];
   int32_t idx[kBurstSize];
   for (uint16_t i = 0; i < b.n; i++) keys[i] = &b.info[i].key;
   ctx.flows->lookup_bulk(keys, b.n, idx);
+  // A verified flow's dst_workload sits in the entry's line 1 (lookup_bulk fetched line 0).
+  for (uint16_t i = 0; i < b.n; i++)
+    if (idx[i] >= 0) rte_prefetch0(&ctx.flows->entry(idx[i]).nat_addr);
 
   uint16_t keep = 0;
   uint64_t hits = 0;
@@ -57,6 +90,26 @@ void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
   for (uint16_t i = 0; i < b.n; i++) {
     rte_mbuf* m = b.pkts[i];
     PacketInfo& info = b.info[i];
+    // The source check, once per flow: an entry this stage made (not an operator's static one)
+    // under the current decision generation records the peer node and identity its first packet
+    // was verified with; the same key from the same peer with the same identity passes again,
+    // to the same receiving workload. Anything else (a miss, another peer or identity, an older
+    // generation) is checked in full before it may touch the table.
+    uint32_t src_w = kInvalidIdx;
+    bool verified = false;
+    if (idx[i] >= 0) {
+      const FlowEntry& h = ctx.flows->entry(idx[i]);
+      if (h.generation == gen && !h.is_static && h.identity == info.identity &&
+          h.node == info.node) {
+        info.dst_workload = h.dst_workload;
+        verified = true;
+      }
+    }
+    DropReason why;
+    if (!verified && !check_source(s, info, &src_w, &why)) {
+      ctx.drop(m, why);
+      continue;
+    }
     bool fresh;
     int32_t fi = ctx.flows->find_or_insert(info.key, idx[i], &inserted, &fresh);
     if (fresh) ctx.ctr->flow_misses++;
@@ -73,11 +126,10 @@ void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
       hits++;
     }
     FlowEntry& e = ctx.flows->entry(fi);
-    if (fresh || (e.generation != gen32(s.decision_generation) && !e.is_static)) {
+    if (fresh || (e.generation != gen && !e.is_static)) {
       if (!fresh) ctx.ctr->flows_reclassified++;
-      e.generation = gen32(s.decision_generation);
-      const uint32_t* src = s.workload_by_ip.find(info.key.src_ip());
-      e.src_workload = src ? *src : kInvalidIdx;
+      e.generation = gen;
+      e.src_workload = src_w;
       e.dst_workload = info.dst_workload;
       e.identity = info.identity;
       e.node = info.node;

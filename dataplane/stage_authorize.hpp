@@ -1,5 +1,14 @@
 // Stage InboundAuthorize (fabric side, after EspDecap): the destination node's verdict.
 //
+// The source check comes first (check_source): the inner source address must be a workload hosted
+// by the node the SA belongs to, with the identity the Geneve option names (an appliance cannot
+// speak for workloads it does not host: identity_spoof), and the inner destination a workload
+// hosted here, or a destination (service VIP:port or workload) whose waypoint is hosted here
+// (not_local). It runs for a flow's first packet; the flow entry then records the peer node and
+// identity it was verified with, and later packets of the same key, peer and identity under the
+// same decision generation skip it. Any other packet is checked in full before it touches the
+// table, so a spoofed packet never creates, counts on or re-decides an entry.
+//
 // Per new inbound flow (zone kZoneInbound, keyed by the decrypted inner packet) the stage decides
 // once and caches the verdict in the worker's flow table, so the per-packet cost is one bulk
 // lookup whatever the number of policies:
@@ -21,6 +30,12 @@ namespace vanish::dp {
 class InboundAuthorize final {
  public:
   void process(WorkerCtx& ctx, Burst& b);
+
+  // The source check of one decrypted packet (key, identity and node as EspDecap left them).
+  // True: info.dst_workload set to the receiving workload, *src_workload to the source's.
+  // False: *why is identity_spoof or not_local.
+  static bool check_source(const Snapshot& s, PacketInfo& info, uint32_t* src_workload,
+                           DropReason* why);
 
   // The destination's decision for a new flow `key` (as received) from the identity with index
   // src_identity (Snapshot::identities; kInvalidIdx: none) to local workload dst_workload.

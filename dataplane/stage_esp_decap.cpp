@@ -61,7 +61,6 @@ bool EspDecap::parse_geneve(const uint8_t* g, size_t geneve_len, uint32_t* ident
 }
 
 void EspDecap::process(WorkerCtx& ctx, Burst& b) {
-  const Snapshot& s = *ctx.snap;
   uint16_t keep = 0;
   for (uint16_t i = 0; i < b.n; i++) {
     rte_mbuf* m = b.pkts[i];
@@ -111,31 +110,9 @@ void EspDecap::process(WorkerCtx& ctx, Burst& b) {
       ctx.drop(m, DropReason::kParseError);
       continue;
     }
-    const uint32_t* src = s.workload_by_ip.find(info.key.src_ip());
-    if (!src || s.workloads[*src].node.value != peer ||
-        s.workloads[*src].identity.value != identity) {
-      ctx.drop(m, DropReason::kIdentitySpoof);
-      continue;
-    }
-    // The receiving workload: the destination's waypoint when it names one (the sender steered
-    // the packet there, original destination preserved; the waypoint's own traffic goes
-    // direct), else the destination workload. Either must be hosted here.
-    uint32_t dst_w = kInvalidIdx;
-    if (s.has_waypoints) {
-      uint32_t wp = s.waypoint_of(info.key.dst_ip(), info.key.dport, info.key.proto);
-      if (wp != kInvalidIdx && wp != *src) dst_w = wp;
-    }
-    if (dst_w == kInvalidIdx) {
-      const uint32_t* dst = s.workload_by_ip.find(info.key.dst_ip());
-      if (dst) dst_w = *dst;
-    }
-    if (dst_w == kInvalidIdx || !(s.workloads[dst_w].node == s.self)) {
-      ctx.drop(m, DropReason::kNotLocal);
-      continue;
-    }
     info.identity = identity;
     info.node = peer;
-    info.dst_workload = dst_w;
+    info.dst_workload = kInvalidIdx;  // InboundAuthorize resolves it with the source check
     info.key.zone = 1;
     if (keep != i) {
       b.pkts[keep] = m;

@@ -1,12 +1,11 @@
-// Stage EspDecap: opens the ESP packet (anti-replay check, decrypt + ICV verify, window update),
-// removes UDP/Geneve, and verifies the source identity:
-//   - the Geneve header carries the vanish identity option (unknown critical options: drop);
-//   - the inner source address is a workload hosted by the node the SA belongs to, and its
-//     identity is the one in the option (an appliance cannot speak for workloads it does not host);
-//   - the inner destination is a workload hosted here, or a destination (service VIP:port or
-//     workload) whose waypoint is hosted here (the waypoint receives it unchanged).
+// Stage EspDecap: opens the ESP packet (anti-replay check, decrypt + ICV verify, window update)
+// and removes UDP/Geneve. The Geneve header must carry the vanish identity option (unknown
+// critical options: drop).
 // Contract: kept packets start at the inner IP header (data offset 0, trimmed to its length) with
-// info describing it; every other packet is freed and counted under its reason.
+// info describing it: key (zone kZoneInbound), identity (from the option), node (the SA's peer
+// node); dst_workload is left kInvalidIdx. Whether that peer may speak for the inner source, and
+// where the packet goes, is InboundAuthorize's source check (once per flow). Every other packet is
+// freed and counted under its reason.
 #pragma once
 
 #include "dataplane/worker_ctx.hpp"

@@ -361,6 +361,44 @@ TEST_F(Forged, IdentityOfAnotherWorkloadIsASpoof) {
   EXPECT_EQ(b->drops(), "identity_spoof=5");
 }
 
+// The source check runs once per flow (InboundAuthorize): the flow entry remembers the peer node
+// and identity its first packet was verified with. A packet with the same 5-tuple but another
+// identity must not ride on that: it is checked in full, dropped as a spoof, and leaves the
+// entry alone (no hit counted, nothing re-decided); the honest flow goes on.
+TEST_F(Forged, AnEstablishedFlowDoesNotVouchForAnotherIdentity) {
+  for (bool v6 : {false, true}) {
+    Bytes inner = sleep_to_httpbin1(0, v6);
+    ASSERT_EQ(send_inner(inner, identity_of(kSleep)).local.size(), 1u);
+    EXPECT_TRUE(send_inner(inner, identity_of(kCurl)).local.empty());      // a node-a identity
+    EXPECT_TRUE(send_inner(inner, identity_of(kHttpbin1)).local.empty());  // a node-b identity
+    EXPECT_EQ(send_inner(inner, identity_of(kSleep)).local.size(), 1u);
+  }
+  EXPECT_EQ(b->drops(), "identity_spoof=4");
+  EXPECT_EQ(b->ctr.flows_created, 2u);
+  EXPECT_EQ(b->ctr.flow_hits, 2u);
+  EXPECT_EQ(b->ctr.flows_reclassified, 0u);
+  EXPECT_EQ(b->ctr.delivered, 4u);
+}
+
+// A new config that gives the source workload another identity re-checks established flows:
+// the identity the flow was verified with is now a spoof, the new one is delivered.
+TEST_F(Forged, ANewIdentityForTheSourceRechecksEstablishedFlows) {
+  Bytes inner = sleep_to_httpbin1(0);
+  const uint32_t old_id = identity_of(kSleep);
+  ASSERT_EQ(send_inner(inner, old_id).local.size(), 1u);
+  config::Config next = b->cfg;
+  for (auto& w : *next.mutable_workloads())
+    if (w.name() == "sleep") w.set_service_account("sleep-v2");
+  ASSERT_TRUE(b->reload(next));
+  const uint32_t new_id = ctl::identity_id_for("cluster.local/ns/default/sa/sleep-v2").value;
+  ASSERT_NE(new_id, old_id);
+  EXPECT_TRUE(send_inner(inner, old_id).local.empty());
+  EXPECT_EQ(b->drops(), "identity_spoof=1");
+  EXPECT_EQ(send_inner(inner, new_id).local.size(), 1u);
+  EXPECT_EQ(b->ctr.flows_created, 1u);
+  EXPECT_EQ(b->ctr.flows_reclassified, 1u);
+}
+
 TEST_F(Forged, MissingIdentityIsNoIdentity) {
   Bytes inner = sleep_to_httpbin1(0);
   Out o = send(geneve_udp(0xC001, kEthIpv4, {}, inner, 0));  // no options at all
