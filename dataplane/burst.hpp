@@ -14,16 +14,7 @@ class EspSa;
 
 namespace vanish::dp {
 
-// A Burst's capacity: the largest receive burst.
-inline constexpr uint16_t kBurstSize = 64;
-// Receive burst sizes, per direction (vanish-pipeline-bench, bursts alternated in one run on a
-// 2-vCPU Xeon guest): the inbound pipeline has fixed per-burst costs (FabricIngress about 110 ns
-// a burst), and 64 packets a burst are 5-8 % faster per packet than 32 at 64 B and 2-3 % at
-// 1420 B. Outbound gains nothing at 64 B and loses 1.5 % at 1420 B (64 frames of 1.5 KB, copied
-// in by the PMD, no longer fit in L1/L2 before they are encrypted in place), so it keeps 32.
-inline constexpr uint16_t kLocalRxBurst = 32;   // local port: plaintext from workloads
-inline constexpr uint16_t kFabricRxBurst = 64;  // fabric port and handoff ring: ESP from peers
-static_assert(kLocalRxBurst <= kBurstSize && kFabricRxBurst <= kBurstSize);
+inline constexpr uint16_t kBurstSize = 32;
 
 // kDeliver: an inbound flow allowed to its local destination. kEgress: to a destination outside
 // the mesh, sent unencrypted to the egress next hop on the fabric port (stage_egress.hpp).

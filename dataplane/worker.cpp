@@ -72,13 +72,13 @@ void Worker::run(const std::atomic<bool>& stop) {
     ctx_.now = rte_rdtsc();
     unsigned got = 0;
 
-    uint16_t n = rte_eth_rx_burst(cfg_.local_port, cfg_.queue, burst_.pkts, kLocalRxBurst);
+    uint16_t n = rte_eth_rx_burst(cfg_.local_port, cfg_.queue, burst_.pkts, kBurstSize);
     if (n) {
       burst_.n = n;
       got += n;
       pipe_.outbound(ctx_, burst_);
     }
-    n = rte_eth_rx_burst(cfg_.fabric_port, cfg_.queue, burst_.pkts, kFabricRxBurst);
+    n = rte_eth_rx_burst(cfg_.fabric_port, cfg_.queue, burst_.pkts, kBurstSize);
     if (n) {
       burst_.n = n;
       got += n;
@@ -86,7 +86,7 @@ void Worker::run(const std::atomic<bool>& stop) {
     }
     if (my_ring) {
       n = uint16_t(rte_ring_dequeue_burst(my_ring, reinterpret_cast<void**>(burst_.pkts),
-                                          kFabricRxBurst, nullptr));
+                                          kBurstSize, nullptr));
       if (n) {
         burst_.n = n;
         got += n;
@@ -125,8 +125,8 @@ void Worker::run(const std::atomic<bool>& stop) {
   ctx_.snap = pub_->current();
   if (my_ring) {
     unsigned n;
-    while ((n = rte_ring_dequeue_burst(my_ring, reinterpret_cast<void**>(burst_.pkts),
-                                       kFabricRxBurst, nullptr)) > 0) {
+    while ((n = rte_ring_dequeue_burst(my_ring, reinterpret_cast<void**>(burst_.pkts), kBurstSize,
+                                       nullptr)) > 0) {
       burst_.n = uint16_t(n);
       ctr_.handoff_in += n;
       pipe_.inbound(ctx_, burst_, true);

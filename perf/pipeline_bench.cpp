@@ -48,7 +48,6 @@ struct Args {
   std::vector<int> policies;  // empty: the example config as it is
   std::vector<int> flow_counts;
   int rounds = 3;
-  uint16_t burst = dp::kLocalRxBurst;  // the receive burst of the direction timed (as the worker)
 };
 
 // node-b's example config plus n DENY policies applying to namespace default (httpbin-1's) that
@@ -120,9 +119,9 @@ std::vector<std::vector<uint8_t>> encrypt_with_node_a(
   return enc;
 }
 
-// Runs `body(burst)` over bursts of a.burst copies of the templates until time/packet budget is
-// used; returns ns/packet of the whole loop. body_ns (optional): ns/packet spent in body() alone,
-// timed around each call (a TSC read per burst), so cache effects of the harness's copies that show
+// Runs `body(burst)` over bursts of 32 copies of the templates until time/packet budget is used;
+// returns ns/packet of the whole loop. body_ns (optional): ns/packet spent in body() alone, timed
+// around each call (a TSC read per burst), so cache effects of the harness's copies that show
 // up inside body() are the body's, and what the harness does outside it is not.
 template <typename Body>
 double run(const Args& a, rte_mempool* pool, const std::vector<std::vector<uint8_t>>& tmpl,
@@ -134,20 +133,20 @@ double run(const Args& a, rte_mempool* pool, const std::vector<std::vector<uint8
   uint64_t in_body = 0;
   dp::Burst b;
   while (a.packets ? n < a.packets : rte_rdtsc() < deadline) {
-    if (rte_pktmbuf_alloc_bulk(pool, b.pkts, a.burst) != 0) {
+    if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
       std::fprintf(stderr, "pool exhausted\n");
       std::exit(1);
     }
-    for (uint16_t i = 0; i < a.burst; i++) {
+    for (uint16_t i = 0; i < dp::kBurstSize; i++) {
       const auto& t = tmpl[next];
       next = next + 1 == tmpl.size() ? 0 : next + 1;
       std::memcpy(rte_pktmbuf_append(b.pkts[i], uint16_t(t.size())), t.data(), t.size());
     }
-    b.n = a.burst;
+    b.n = dp::kBurstSize;
     const uint64_t t0 = rte_rdtsc();
     body(b);
     in_body += rte_rdtsc() - t0;
-    n += a.burst;
+    n += dp::kBurstSize;
   }
   *done = n;
   if (body_ns) *body_ns = double(in_body) / double(hz) * 1e9 / double(n);
@@ -173,7 +172,6 @@ double inbound_ns(const Args& a, testing::Env& e, const std::vector<std::vector<
   std::vector<std::vector<uint8_t>> enc = encrypt_with_node_a(e, plain);
   Args one = a;
   one.packets = long(enc.size());
-  one.burst = dp::kFabricRxBurst;
   long n;
   uint64_t before = e.b.ctr.delivered;
   double ns = run(one, e.pool, enc, &n, [&](dp::Burst& b) {
@@ -253,21 +251,21 @@ void set_flow(uint8_t* frame, uint32_t f) {
 // `n` packets of flows *cursor, *cursor + 1, .. (mod count) through `body`, in bursts; ns/packet.
 template <typename Body>
 double run_flows(rte_mempool* pool, const std::vector<uint8_t>& tmpl, uint32_t count,
-                 uint32_t* cursor, long n, uint16_t burst, Body&& body) {
+                 uint32_t* cursor, long n, Body&& body) {
   dp::Burst b;
   const uint64_t start = rte_rdtsc();
-  for (long done = 0; done < n; done += burst) {
-    if (rte_pktmbuf_alloc_bulk(pool, b.pkts, burst) != 0) {
+  for (long done = 0; done < n; done += dp::kBurstSize) {
+    if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
       std::fprintf(stderr, "pool exhausted\n");
       std::exit(1);
     }
-    for (uint16_t i = 0; i < burst; i++) {
+    for (uint16_t i = 0; i < dp::kBurstSize; i++) {
       auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(b.pkts[i], uint16_t(tmpl.size())));
       std::memcpy(p, tmpl.data(), tmpl.size());
       set_flow(p, *cursor);
       *cursor = *cursor + 1 == count ? 0 : *cursor + 1;
     }
-    b.n = burst;
+    b.n = dp::kBurstSize;
     body(b);
   }
   return double(rte_rdtsc() - start) / double(rte_get_tsc_hz()) * 1e9 / double(n);
@@ -278,7 +276,7 @@ std::vector<std::vector<uint8_t>> seal_flows(testing::Env& e, const std::vector<
                                              uint32_t count, uint32_t* cursor) {
   std::vector<std::vector<uint8_t>> enc;
   while (enc.size() < 8192) {
-    run_flows(e.pool, tmpl, count, cursor, dp::kLocalRxBurst, dp::kLocalRxBurst, [&](dp::Burst& b) {
+    run_flows(e.pool, tmpl, count, cursor, dp::kBurstSize, [&](dp::Burst& b) {
       e.a.ctx.now = rte_rdtsc();
       e.a.pipe.outbound(e.a.ctx, b);
     });
@@ -295,12 +293,11 @@ int flows_mode(const Args& a, testing::Env& e) {
     std::vector<std::vector<double>> out_ns(nc), in_ns(nc);
     const uint64_t hz = rte_get_tsc_hz();
     auto outbound = [&](size_t k, long n) {
-      return run_flows(e.pool, tmpl, uint32_t(a.flow_counts[k]), &out_cur[k], n, dp::kLocalRxBurst,
-                       [&](dp::Burst& b) {
-                         e.a.ctx.now = rte_rdtsc();
-                         e.a.pipe.outbound(e.a.ctx, b);
-                         free_tx(e.a.ctx);
-                       });
+      return run_flows(e.pool, tmpl, uint32_t(a.flow_counts[k]), &out_cur[k], n, [&](dp::Burst& b) {
+        e.a.ctx.now = rte_rdtsc();
+        e.a.pipe.outbound(e.a.ctx, b);
+        free_tx(e.a.ctx);
+      });
     };
     // Inbound for about `seconds`: returns ns/packet over the timed passes only.
     auto inbound = [&](size_t k, double seconds) {
@@ -313,7 +310,6 @@ int flows_mode(const Args& a, testing::Env& e) {
             seal_flows(e, tmpl, uint32_t(a.flow_counts[k]), &in_cur[k]);
         Args one = a;
         one.packets = long(enc.size());
-        one.burst = dp::kFabricRxBurst;
         long n;
         sum += run(one, e.pool, enc, &n,
                    [&](dp::Burst& b) {
@@ -482,7 +478,6 @@ int main(int argc, char** argv) {
       std::vector<std::vector<uint8_t>> enc = encrypt_with_node_a(e, plain);
       uint64_t before = e.b.ctr.delivered;
       Args one = a;
-      one.burst = dp::kFabricRxBurst;
       if (!a.packets) one.packets = long(enc.size());
       // The harness's own cost here is copying from 8192 distinct frames (megabytes, mostly out
       // of L2), not from the few plaintext templates: measure it on the same frames.
