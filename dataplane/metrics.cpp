@@ -183,6 +183,13 @@ Metrics::Names Metrics::names_of(const Snapshot& s) {
 
 void Metrics::label(Snapshot& s) {
   generation_.store(s.generation, std::memory_order_relaxed);
+  // A republish of the running config (new SAs, Snapshot::decision_generation unchanged) names
+  // the same workloads and services: no need to build and compare every name again.
+  if (!first_ && s.decision_generation == labelled_decisions_) {
+    s.label_epoch = epoch_;
+    return;
+  }
+  labelled_decisions_ = s.decision_generation;
   if (first_) {
     first_ = false;
     epochs_[epoch_] = names_of(s);

@@ -77,6 +77,7 @@ class Metrics {
   std::map<uint32_t, Names> epochs_;  // the last few label epochs
   uint32_t epoch_ = 0;
   bool first_ = true;
+  uint64_t labelled_decisions_ = 0;  // decision_generation of the last snapshot labelled
   std::vector<std::vector<std::string>> conn_labels_;  // [worker][slot]: "" = not resolved yet
   uint64_t reloads_ok_ = 0, reloads_rejected_ = 0;
   std::atomic<uint64_t> generation_{0};

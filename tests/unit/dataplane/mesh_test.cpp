@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "dataplane/metrics.hpp"
 #include "tests/unit/dataplane/fixture.hpp"
 
 namespace vanish::test {
@@ -368,6 +369,30 @@ TEST_F(DpTest, ANewGenerationRedecidesCachedFlows) {
   EXPECT_EQ(b->inbound(a->outbound(pkt(2)).fabric).local.size(), 1u);
   EXPECT_EQ(b->ctr.flows_reclassified, 2u);
   EXPECT_EQ(b->ctr.flows_created, 1u);
+}
+
+// Metrics labels (the istio_tcp_* names): an SA-only republish keeps the label epoch (and skips
+// rebuilding the names); a config that renames a workload starts a new epoch, which its own
+// republish and a re-apply of the same names keep.
+TEST_F(DpTest, MetricsLabelEpochsFollowNamesNotRepublishes) {
+  dp::Metrics m(dp::MetricsSources{});
+  m.label(*a->snap);
+  const uint32_t e0 = a->snap->label_epoch;
+  ASSERT_TRUE(a->republish());
+  m.label(*a->snap);
+  EXPECT_EQ(a->snap->label_epoch, e0);
+  config::Config next = a->cfg;
+  for (auto& w : *next.mutable_workloads())
+    if (w.name() == "sleep") w.set_name("sleep-2");
+  ASSERT_TRUE(a->reload(next));
+  m.label(*a->snap);
+  EXPECT_EQ(a->snap->label_epoch, e0 + 1);
+  ASSERT_TRUE(a->republish());
+  m.label(*a->snap);
+  EXPECT_EQ(a->snap->label_epoch, e0 + 1);
+  ASSERT_TRUE(a->reload(a->cfg));  // a new decision generation, the same names
+  m.label(*a->snap);
+  EXPECT_EQ(a->snap->label_epoch, e0 + 1);
 }
 
 // A republish of the running config after an SA change (a rekey) is a new generation but not
