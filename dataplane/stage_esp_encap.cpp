@@ -1,11 +1,56 @@
 #include "dataplane/stage_esp_encap.hpp"
 
+#include <immintrin.h>
 #include <rte_udp.h>
+
+#include <bit>
 
 #include "crypto/esp.hpp"
 #include "dataplane/pkt.hpp"
 
 namespace vanish::dp {
+
+namespace {
+
+// The 24 bytes in front of the inner IP packet at `text` (the start of the ESP payload): inner
+// UDP to the Geneve port (its source port carries flow entropy, RFC 8926 §3.3; zero checksum,
+// integrity is ESP's job), the Geneve header (C flag: a critical option follows) and the
+// identity option. Requires 64 readable and writable bytes at `text`: the frame always has them
+// (an inner packet of at least 20 bytes plus its ESP padding, pad length, next header and ICV).
+//
+// Written as whole vectors the size of the cipher's first loads (64 bytes with AVX-512, else two
+// 16-byte halves), merged with the inner packet bytes that follow: AES-GCM reads this region
+// right after, and a wide load that spans several narrower pending stores cannot be forwarded
+// from the store buffer; it waits for them to reach L1 (measured: 4-5 % of the whole outbound
+// pipeline at 512-1420 B with field-by-field stores).
+inline void write_inner_headers(uint8_t* text, uint16_t entropy, uint16_t udp_len, bool inner_v6,
+                                uint32_t identity) {
+  static_assert(kUdpLen + kGeneveLen == 24 && sizeof(GeneveIdentityOpt) == 8);
+  const uint64_t udp = uint64_t(rte_cpu_to_be_16(entropy)) |
+                       uint64_t(rte_cpu_to_be_16(kGenevePort)) << 16 |
+                       uint64_t(rte_cpu_to_be_16(udp_len)) << 32;  // checksum 0
+  const uint16_t proto = inner_v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4;
+  // ver 0 | opt len (words) ; flags: C ; protocol ; VNI 0 ; reserved 0
+  const uint64_t geneve = uint64_t(sizeof(GeneveIdentityOpt) / 4) | uint64_t(0x40) << 8 |
+                          uint64_t(rte_cpu_to_be_16(proto)) << 16;
+  // class ; type ; reserved 0 | length 1 word ; identity
+  const uint64_t opt = uint64_t(rte_cpu_to_be_16(kGeneveOptClassVanish)) |
+                       uint64_t(kGeneveOptTypeIdentity) << 16 | uint64_t(1) << 24 |
+                       uint64_t(rte_cpu_to_be_32(identity)) << 32;
+  static_assert(std::endian::native == std::endian::little);
+#if defined(__AVX512F__)
+  const __m512i hdr = _mm512_set_epi64(0, 0, 0, 0, 0, int64_t(opt), int64_t(geneve), int64_t(udp));
+  _mm512_storeu_si512(text, _mm512_mask_blend_epi64(0x07, _mm512_loadu_si512(text), hdr));
+#else
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(text), _mm_set_epi64x(int64_t(geneve), int64_t(udp)));
+  const __m128i next = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text + 16));
+  _mm_storeu_si128(
+      reinterpret_cast<__m128i*>(text + 16),
+      _mm_unpacklo_epi64(_mm_cvtsi64_si128(int64_t(opt)), _mm_unpackhi_epi64(next, next)));
+#endif
+}
+
+}  // namespace
 
 void build_fabric_templates(WorkerCtx& ctx) {
   const Snapshot& s = *ctx.snap;
@@ -100,28 +145,14 @@ void EspEncap::process(WorkerCtx& ctx, rte_mbuf** pkts, PacketInfo* info, uint16
     m->data_len = uint16_t(new_len);
     m->pkt_len = uint32_t(new_len);
     uint8_t* p = rte_pktmbuf_mtod(m, uint8_t*);
-    // Fixed-size copy (two 32-byte moves): the bytes past t->len land on the ESP header and inner
-    // UDP/Geneve headers, all written below.
-    static_assert(sizeof(t->bytes) == 64 && encap_prefix_len(false) + kEthLen >= 64);
-    std::memcpy(p, t->bytes, sizeof(t->bytes));
     uint8_t* esp = p + t->len;
-    // Inner UDP to the Geneve port; the source port carries flow entropy (RFC 8926 §3.3).
-    auto* iudp = reinterpret_cast<rte_udp_hdr*>(esp + kEspHdrIvLen);
-    iudp->src_port = rte_cpu_to_be_16(pi.entropy);
-    iudp->dst_port = rte_cpu_to_be_16(kGenevePort);
-    iudp->dgram_len = rte_cpu_to_be_16(uint16_t(kUdpLen + kGeneveLen + inner_len));
-    iudp->dgram_cksum = 0;  // integrity is ESP's job (RFC 8926 §3.3 zero checksum)
-    auto* gh = reinterpret_cast<GeneveHdr*>(iudp + 1);
-    gh->ver_optlen = uint8_t(sizeof(GeneveIdentityOpt) / 4);
-    gh->flags = 0x40;  // C: a critical option is present
-    gh->protocol = Be16::from_host(pi.is_v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
-    gh->vni[0] = gh->vni[1] = gh->vni[2] = 0;
-    gh->reserved = 0;
-    auto* opt = reinterpret_cast<GeneveIdentityOpt*>(gh + 1);
-    opt->hdr.opt_class = Be16::from_host(kGeneveOptClassVanish);
-    opt->hdr.type = kGeneveOptTypeIdentity;
-    opt->hdr.length = 1;
-    opt->identity = Be32::from_host(pi.identity);
+    // The inner UDP/Geneve headers first, then the outer template in front of the ESP header
+    // (two 32-byte moves over [0, t->len), which never reach the ESP payload).
+    write_inner_headers(esp + kEspHdrIvLen, pi.entropy, uint16_t(kUdpLen + kGeneveLen + inner_len),
+                        pi.is_v6, pi.identity);
+    static_assert(sizeof(t->bytes) == 64 && kEthLen + kIpv4Len + kUdpLen >= 32);
+    std::memcpy(p, t->bytes, 32);
+    std::memcpy(p + t->len - 32, t->bytes + t->len - 32, 32);
 
     crypto::EspStatus st;
     size_t esp_len = sa->seal(ctx.imb, esp, esp_payload, kIpProtoUdp, &st);
