@@ -259,6 +259,28 @@ TEST_F(DpTest, UnknownSpiIsDropped) {
   EXPECT_EQ(b->drops(), "unknown_spi=2");
 }
 
+TEST_F(DpTest, EachPacketOfABurstIsJudgedByItsOwnSpi) {
+  // FabricIngress reuses the SA of the previous packet while the SPI repeats: a burst that
+  // alternates known, unknown and other known SPIs must still pick each packet's own SA.
+  auto w0 = make_sa(kSaAB, 0xa00);
+  auto w5 = make_sa(kSaAB, 0xa05);
+  auto unknown = make_sa(kSaAB, 0xc00);
+  auto frame = [&](crypto::EspSa& sa, uint16_t port) {
+    return fabric_a_to_b(seal(sa, geneve_udp(0xC001, kEthIpv4, geneve_identity(identity_of(kSleep)),
+                                             sleep_to_httpbin1(port))));
+  };
+  std::vector<Bytes> burst = {frame(*w0, 1), frame(*w0, 2),      frame(*unknown, 3),
+                              frame(*w0, 4), frame(*w5, 5),      frame(*unknown, 6),
+                              frame(*w5, 7), frame(*unknown, 8), frame(*w0, 9)};
+  const uint64_t rx_before = b->ctr.fabric_rx;
+  Out o = b->inbound(burst);
+  EXPECT_EQ(o.local.size(), 6u);
+  EXPECT_EQ(b->drops(), "unknown_spi=3");
+  EXPECT_EQ(b->ctr.fabric_rx - rx_before, burst.size());
+  EXPECT_EQ(inbound_sa(*b, 0xa00).replay_top(), 4u);  // four packets sealed by w0
+  EXPECT_EQ(inbound_sa(*b, 0xa05).replay_top(), 2u);
+}
+
 TEST_F(DpTest, EveryRawTruncationIsAParseError) {
   for (bool f6 : {false, true}) {
     DpNode* na = f6 ? keep(DpNode::load("node-a-v6fabric.textproto")) : a.get();
