@@ -86,7 +86,7 @@ LiveConfig::Result LiveConfig::finish(Result r, const config::Config* cfg, Clock
   }
   bool limits_changed =
       !google::protobuf::util::MessageDifferencer::Equals(cfg->limits(), cfg_.limits());
-  publish_(std::move(snap));
+  publish_(std::move(snap), true);
   cfg_ = *cfg;
   last_error_.clear();
   r.ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -128,7 +128,7 @@ LiveConfig::Result LiveConfig::republish() {
   if (snap) {
     r.ok = true;
     r.generation = co.generation;
-    publish_(std::move(snap));
+    publish_(std::move(snap), false);
   } else {
     r.generation = cur ? cur->generation : 0;
     std::string line = "vanishd: republishing the running config failed:";
@@ -190,7 +190,8 @@ void LiveConfig::handle(const v1::Request& req, v1::Response* resp) {
       resp->set_ok(true);
       v1::Status* s = resp->mutable_status();
       s->set_generation(serving);
-      if (const dp::Snapshot* cur = current_()) s->set_decision_generation(cur->decision_generation);
+      if (const dp::Snapshot* cur = current_())
+        s->set_decision_generation(cur->decision_generation);
       s->set_uptime_s(uint64_t(
           std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start_).count()));
       s->set_config_path(opts_.config_path);

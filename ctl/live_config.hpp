@@ -43,7 +43,8 @@ struct LiveConfigOptions {
 class LiveConfig {
  public:
   using Current = std::function<const dp::Snapshot*()>;
-  using Publish = std::function<void(std::unique_ptr<dp::Snapshot>)>;
+  // config_change: an applied config (apply()); false for republish() (same config, new SAs).
+  using Publish = std::function<void(std::unique_ptr<dp::Snapshot>, bool config_change)>;
   using Log = std::function<void(bool error, const std::string& line)>;
 
   struct Result {

@@ -281,9 +281,9 @@ int main(int argc, char** argv) {
     lo.socket.path = o.ctl_socket.empty() ? ctl::default_ctl_socket(node) : o.ctl_socket;
   auto live = std::make_unique<ctl::LiveConfig>(
       lo, cfg, config_files, [&pub] { return pub.current(); },
-      [&pub, &metrics, &peering](std::unique_ptr<dp::Snapshot> s) {
+      [&pub, &metrics, &peering](std::unique_ptr<dp::Snapshot> s, bool config_change) {
         metrics->label(*s);
-        metrics->count_reload(true);
+        if (config_change) metrics->count_reload(true);  // not a rekey's republish
         pub.publish(std::move(s));
         if (peering) peering->published();  // its new inbound SAs are live now
       },

@@ -151,6 +151,12 @@ def main() -> int:
         line = next((ln for ln in mp.stdout.splitlines() if ln.startswith("vanish_peering_rekeys_total ")), "")
         r.check(line and int(line.split()[1]) >= a.rekeys and 'vanish_peer_connected{peer="node-b"} 1' in mp.stdout,
                 "Prometheus /metrics at node-a: vanish_peering_rekeys_total, vanish_peer_connected", line)
+        # A rekey republishes the running config with new SAs: not a config reload.
+        applied = next((ln for ln in mp.stdout.splitlines()
+                        if ln.startswith('vanish_config_reloads_total{result="applied"} ')), "")
+        r.check(applied.split()[-1:] == ["0"],
+                "rekeys are not counted as config reloads (vanish_config_reloads_total applied 0)",
+                applied)
 
         # ---- 3. openssl s_client against node-b's peering port ----
         certs = os.path.join(m.cfgdir, "certs")

@@ -40,7 +40,7 @@ struct Harness {
     o.watch = false;
     live = std::make_unique<ctl::LiveConfig>(
         o, cfg, std::vector<std::string>{}, [this] { return snap.get(); },
-        [this](std::unique_ptr<dp::Snapshot> s) { snap = std::move(s); },
+        [this](std::unique_ptr<dp::Snapshot> s, bool) { snap = std::move(s); },
         [](bool, const std::string&) {});
   }
 };

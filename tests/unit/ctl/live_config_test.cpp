@@ -32,8 +32,9 @@ class Live : public ::testing::Test {
     o.socket.path = socket;
     live_ = std::make_unique<LiveConfig>(
         o, cfg_, files, [this] { return snap_.get(); },
-        [this](std::unique_ptr<dp::Snapshot> s) {
+        [this](std::unique_ptr<dp::Snapshot> s, bool config_change) {
           published_++;
+          config_changes_ += config_change;
           snap_ = std::move(s);
         },
         [this](bool error, const std::string& line) {
@@ -56,6 +57,7 @@ class Live : public ::testing::Test {
   std::unique_ptr<dp::Snapshot> snap_;
   std::unique_ptr<LiveConfig> live_;
   int published_ = 0;
+  int config_changes_ = 0;  // publishes flagged as an applied config (not a republish)
   std::string log_;
 };
 
@@ -127,6 +129,7 @@ TEST_F(Live, RepublishKeepsTheDecisionGeneration) {
   ASSERT_TRUE(live_->republish().ok) << log_;
   EXPECT_EQ(snap_->decision_generation, 3u);
   EXPECT_EQ(published_, 3);
+  EXPECT_EQ(config_changes_, 1) << "a republish is not a config reload (reloads_total)";
 }
 
 TEST_F(Live, RejectedConfigChangesNothing) {
