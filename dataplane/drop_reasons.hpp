@@ -38,6 +38,7 @@ namespace vanish::dp {
   X(kNeighbourMiss, "neighbour_miss", "destination MAC unknown (ARP/ND solicitation sent)")       \
   X(kHandoffFull, "handoff_full", "handoff ring to the owner worker full")                        \
   X(kTxFull, "tx_full", "port TX queue full")                                                     \
+  X(kTxLinkDown, "tx_link_down", "port link down (e.g. its memif peer went away)")               \
   X(kNoMbuf, "no_mbuf", "mbuf pool exhausted while building a reply or fragment")                 \
   X(kIcmpRateLimited, "icmp_rate_limited", "ICMP error suppressed by the rate limiter")           \
   X(kArpIgnored, "arp_ignored", "ARP/ND not for a gateway address (consumed)")                    \

@@ -33,16 +33,29 @@ Worker::Worker(const WorkerConfig& cfg, SnapshotPublisher* pub, rte_ring* const*
 
 Worker::~Worker() = default;
 
-void Worker::tx(uint16_t port, TxBuffer& buf, uint64_t& pkts, uint64_t& bytes) {
+bool Worker::link_up(uint16_t port, LinkState& l) {
+  const uint64_t now = rte_rdtsc();
+  if (now - l.read_tsc >= ctx_.tsc_hz / 1000) {
+    l.read_tsc = now;
+    rte_eth_link link{};
+    l.up = rte_eth_link_get_nowait(port, &link) != 0 || link.link_status == RTE_ETH_LINK_UP;
+  }
+  return l.up;
+}
+
+void Worker::tx(uint16_t port, TxBuffer& buf, uint64_t& pkts, uint64_t& bytes, LinkState& link) {
   if (!buf.n) return;
   uint64_t b = 0;
   for (uint16_t i = 0; i < buf.n; i++) b += rte_pktmbuf_pkt_len(buf.pkts[i]);
-  uint16_t sent = 0;
-  for (int tries = 0; tries < 8 && sent < buf.n; tries++)
+  uint16_t sent = rte_eth_tx_burst(port, cfg_.queue, buf.pkts, buf.n);
+  // A refusing port with its link down would refuse the retries too.
+  const bool up = sent == buf.n || link_up(port, link);
+  for (int tries = 1; up && tries < 8 && sent < buf.n; tries++)
     sent += rte_eth_tx_burst(port, cfg_.queue, buf.pkts + sent, uint16_t(buf.n - sent));
+  const DropReason why = up ? DropReason::kTxFull : DropReason::kTxLinkDown;
   for (uint16_t i = sent; i < buf.n; i++) {
     b -= rte_pktmbuf_pkt_len(buf.pkts[i]);
-    ctx_.drop(buf.pkts[i], DropReason::kTxFull);
+    ctx_.drop(buf.pkts[i], why);
   }
   pkts += sent;
   bytes += b;
@@ -50,8 +63,8 @@ void Worker::tx(uint16_t port, TxBuffer& buf, uint64_t& pkts, uint64_t& bytes) {
 }
 
 void Worker::flush() {
-  tx(cfg_.local_port, ctx_.to_local, ctr_.local_tx, ctr_.local_tx_bytes);
-  tx(cfg_.fabric_port, ctx_.to_fabric, ctr_.fabric_tx, ctr_.fabric_tx_bytes);
+  tx(cfg_.local_port, ctx_.to_local, ctr_.local_tx, ctr_.local_tx_bytes, local_link_);
+  tx(cfg_.fabric_port, ctx_.to_fabric, ctr_.fabric_tx, ctr_.fabric_tx_bytes, fabric_link_);
 }
 
 void Worker::run(const std::atomic<bool>& stop) {

@@ -58,7 +58,15 @@ class Worker {
 
  private:
   void flush();
-  void tx(uint16_t port, TxBuffer& buf, uint64_t& pkts, uint64_t& bytes);
+  // A port's link status as last read, read again at most once a millisecond: some PMDs ask the
+  // kernel (af_packet, tap), and only a refused burst asks.
+  struct LinkState {
+    uint64_t read_tsc = 0;
+    bool up = true;
+  };
+  bool link_up(uint16_t port, LinkState& l);
+  // Sends buf; what the port refuses is counted tx_full, or tx_link_down when its link is down.
+  void tx(uint16_t port, TxBuffer& buf, uint64_t& pkts, uint64_t& bytes, LinkState& link);
 
   WorkerConfig cfg_;
   SnapshotPublisher* pub_;
@@ -72,6 +80,7 @@ class Worker {
   std::atomic<bool> running_{false};
   WorkerMailbox mbox_;
   TraceState trace_;
+  LinkState local_link_, fabric_link_;
 };
 
 }  // namespace vanish::dp
