@@ -107,6 +107,16 @@ bool parse_ip(const rte_mbuf* m, uint16_t l3_off, PacketInfo& info) {
   return true;
 }
 
+namespace {
+
+// Drops Ethernet padding beyond the IP packet (ip_len bytes after the Ethernet header).
+inline void trim_to_ip(rte_mbuf* m, uint16_t ip_len) {
+  const uint32_t want = kEthLen + ip_len;
+  if (rte_pktmbuf_data_len(m) > want) rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_data_len(m) - want));
+}
+
+}  // namespace
+
 bool LocalIngress::answer_echo(WorkerCtx& ctx, rte_mbuf* m, const PacketInfo& info) {
   const NodeInfo& self = ctx.snap->self_node();
   IpAddr dst = info.key.dst_ip();
@@ -187,9 +197,7 @@ void LocalIngress::process(WorkerCtx& ctx, Burst& b) {
         ctx.drop(m, DropReason::kNotForUs);
         continue;
       }
-      uint32_t want = kEthLen + info.ip_len;
-      if (rte_pktmbuf_data_len(m) > want)
-        rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_data_len(m) - want));
+      trim_to_ip(m, info.ip_len);
       b.keep(i, keep);
       continue;
     }
@@ -218,18 +226,11 @@ void LocalIngress::process(WorkerCtx& ctx, Burst& b) {
       ctx.drop(m, DropReason::kNotForUs);
       continue;
     }
-    // Drop Ethernet padding beyond the IP packet.
-    uint32_t want = kEthLen + info.ip_len;
-    if (rte_pktmbuf_data_len(m) > want)
-      rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_data_len(m) - want));
+    trim_to_ip(m, info.ip_len);
     if ((info.l4_proto == IPPROTO_ICMP || info.l4_proto == IPPROTO_ICMPV6) &&
         answer_echo(ctx, m, info))
       continue;
-    if (keep != i) {
-      b.pkts[keep] = m;
-      b.info[keep] = info;
-    }
-    keep++;
+    b.keep(i, keep);
   }
   ctx.ctr->local_rx_bytes += rx_bytes;
   b.n = keep;
