@@ -174,7 +174,7 @@ void fill_flow(const Snapshot& s, unsigned worker, const FlowKey& k, const FlowE
   f->set_packets(e.packets);
   f->set_bytes(e.bytes);
   if (e.created_tsc && now_tsc >= e.created_tsc) f->set_age_s(double(now_tsc - e.created_tsc) / hz);
-  if (e.last_tsc && now_tsc >= e.last_tsc) f->set_idle_s(double(now_tsc - e.last_tsc) / hz);
+  if (e.created_tsc) f->set_idle_s(double(e.idle_ticks(now_tsc)) / hz);
   f->set_is_static(e.is_static != 0);
   f->set_is_reply(e.is_reply != 0);
   f->set_stale(k.zone != kZoneReplyIndex && !e.is_static &&

@@ -180,7 +180,7 @@ unsigned FlowTable::age(uint64_t now_tsc, uint64_t idle_tsc, unsigned budget) {
     if (!live_[pos]) continue;
     const FlowEntry& e = entries_[pos];
     const FlowKey k = keys_[pos];
-    if (k.zone == kZoneReplyIndex || e.is_static || now_tsc - e.last_tsc <= idle_tsc) continue;
+    if (k.zone == kZoneReplyIndex || e.is_static || e.idle_ticks(now_tsc) <= idle_tsc) continue;
     bool companion = k.zone == kZoneOutbound && e.nat == NatKind::kDnat;
     FlowKey ri = companion ? reply_index_key(k, e) : FlowKey{};
     const uint32_t conn = e.conn;  // read before erase() may let the position be reused

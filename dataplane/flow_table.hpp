@@ -76,15 +76,17 @@ struct FlowTag {
 };
 
 // Two cache lines, 64-byte aligned. Line 0 holds everything a packet of an established flow reads
-// or writes (the classify/authorize hit path and the stages after it) and, for IPv4 flows, the
-// key's tag, so a hit reads one line besides its bucket; line 1 what only a new flow, a
-// re-classification, NAT, hairpin delivery or the control thread's views touch. lookup_bulk()
-// prefetches line 0 of every hit.
+// or writes (the classify/authorize hit path and the stages after it, inbound delivery and
+// hairpin included) and, for IPv4 flows, the key's tag, so a hit reads one line besides its
+// bucket; line 1 what only a new flow, a re-classification, NAT or the control thread's views
+// touch. lookup_bulk() prefetches line 0 of every hit. With 1M flows every line is a memory
+// miss, so a line fewer per packet is worth a coarser last-packet time (last_seen).
 struct alignas(64) FlowEntry {
   // --- line 0: per packet
   FlowTag tag;  // written by FlowTable only (FlowTable::reset() keeps it); zero: no tag
   uint64_t packets, bytes;
-  uint64_t last_tsc;
+  uint32_t last_seen;     // seen_stamp() of the last packet's time (touch(), idle_ticks())
+  uint32_t dst_workload;  // WorkloadIdx the flow delivers to (inbound, hairpin), when known
   uint32_t generation;  // gen32() of the snapshot's decision_generation the decision was made under
   uint32_t identity;    // source identity id
   uint32_t node;        // destination node
@@ -99,13 +101,25 @@ struct alignas(64) FlowEntry {
   // --- line 1: new flows, NAT, hairpin, views
   alignas(64) IpAddr nat_addr;  // kDnat: new destination; kUnDnat: new source (the VIP)
   uint64_t created_tsc;
-  uint32_t dst_workload;  // read per packet only for hairpin delivery
   uint32_t src_workload;
   uint32_t service;       // ServiceIdx when the flow went to a VIP, else kInvalidIdx
   uint32_t policy;        // authz PolicyId that decided (kDenyMatched / kAllowMatched), else ~0
   uint32_t authz_reason;  // authz::Reason + 1 when authorization ran, else 0
   uint32_t host_pattern = kInvalidIdx;  // egress: HostPolicy pattern that decided, if any
   uint16_t nat_port;                    // network order; the new destination / source port
+
+  // last_seen counts TSC ticks in units of 2^kSeenShift (under half a millisecond at 2.5 GHz) and
+  // wraps after 2^(32 + kSeenShift) ticks (20 days at 2.5 GHz). idle_ticks() is a lower bound of
+  // the time since the last packet, short of it by less than two units, for any idle time below
+  // the wrap, which aging (minutes) never lets a flow reach: a flow ages at most a millisecond
+  // late, never early, and its idle time never reads longer than its age.
+  static constexpr unsigned kSeenShift = 20;
+  static uint32_t seen_stamp(uint64_t tsc) { return uint32_t(tsc >> kSeenShift); }
+  void touch(uint64_t now_tsc) { last_seen = seen_stamp(now_tsc); }
+  uint64_t idle_ticks(uint64_t now_tsc) const {
+    const uint32_t units = seen_stamp(now_tsc) - last_seen;
+    return units ? uint64_t(units - 1) << kSeenShift : 0;
+  }
 };
 static_assert(sizeof(FlowEntry) <= 128, "DESIGN.md budget: a flow entry <= 128 bytes");
 static_assert(offsetof(FlowEntry, nat_addr) == 64, "the per-packet fields fill line 0");

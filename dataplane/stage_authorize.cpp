@@ -80,9 +80,10 @@ void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
   int32_t idx[kBurstSize];
   for (uint16_t i = 0; i < b.n; i++) keys[i] = &b.info[i].key;
   ctx.flows->lookup_bulk(keys, b.n, idx);
-  // A verified flow's dst_workload sits in the entry's line 1 (lookup_bulk fetched line 0).
+  // A hit reads line 1 only to undo a DNAT (lookup_bulk fetched line 0, which says so).
   for (uint16_t i = 0; i < b.n; i++)
-    if (idx[i] >= 0) rte_prefetch0(&ctx.flows->entry(idx[i]).nat_addr);
+    if (idx[i] >= 0 && ctx.flows->entry(idx[i]).nat == NatKind::kUnDnat)
+      rte_prefetch0(&ctx.flows->entry(idx[i]).nat_addr);
 
   uint16_t keep = 0;
   uint64_t hits = 0;
@@ -142,7 +143,7 @@ void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
     e.packets++;
     e.bytes += info.ip_len;
     ctx.conn_bytes[e.conn] += info.ip_len;  // istio_tcp_* bytes (conn_metrics.hpp)
-    e.last_tsc = ctx.now;
+    e.touch(ctx.now);
     if (e.action != FlowAction::kDeliver) {
       ctx.drop(m, DropReason(e.drop_reason));
       continue;

@@ -134,7 +134,8 @@ bool OutboundClassify::index_reply(WorkerCtx& ctx, const FlowKey& key, const Flo
   if (p < 0) return false;
   FlowEntry& r = ctx.flows->reset(p);
   r.generation = e.generation;
-  r.created_tsc = r.last_tsc = ctx.now;
+  r.created_tsc = ctx.now;
+  r.touch(ctx.now);
   r.action = FlowAction::kDeliver;
   r.nat = NatKind::kUnDnat;
   r.nat_addr = key.dst_ip();
@@ -203,7 +204,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
     e.packets++;
     e.bytes += info.ip_len;
     ctx.conn_bytes[e.conn] += info.ip_len;  // istio_tcp_* bytes (conn_metrics.hpp)
-    e.last_tsc = ctx.now;
+    e.touch(ctx.now);
     if (e.action == FlowAction::kDrop) {
       ctx.drop(m, DropReason(e.drop_reason));
       continue;
@@ -215,7 +216,7 @@ void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
     info.flow = uint32_t(fi);
     info.action = e.action;
     info.node = e.node;
-    if (e.action == FlowAction::kHairpin) info.dst_workload = e.dst_workload;  // line 1
+    if (e.action == FlowAction::kHairpin) info.dst_workload = e.dst_workload;
     info.identity = e.identity;
     info.entropy = e.entropy;
     b.keep(i, keep);

@@ -154,7 +154,7 @@ void add_flow(const MailRequest& q, MailResult& r, WorkerCtx& ctx) {
     ctx.ctr->flows_created++;
   }
   FlowEntry& e = t.entry(pos);
-  e.last_tsc = ctx.now;
+  e.touch(ctx.now);
   const bool had = key.zone == kZoneOutbound && e.nat == NatKind::kDnat;
   const FlowKey old_ri = had ? FlowTable::reply_index_key(key, e) : FlowKey{};
   const uint32_t* sw = s.workload_by_ip.find(key.src_ip());

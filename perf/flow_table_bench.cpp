@@ -3,7 +3,7 @@
 //
 // Per packet, as OutboundClassify does: build the 40-byte key (from a packet index, so the
 // "packet" is always in cache, like a header just received), look the burst up in bulk, then
-// touch the entry's line 0 (generation check, packets/bytes/last_tsc). Flows are visited in a
+// touch the entry's line 0 (generation check, packets/bytes/last_seen). Flows are visited in a
 // pseudo-random order (a multiplicative walk), so with 1M flows nearly every lookup misses every
 // cache, as with real traffic. Two tables side by side:
 //   flow_table  dp::FlowTable (flat bucketised index, keys + entries in hugepage memory)
@@ -208,7 +208,7 @@ double run(T& t, uint32_t flows, uint64_t packets, uint64_t* sink) {
       if (e.generation != 7) misses++;
       e.packets++;
       e.bytes += 64;
-      e.last_tsc = now;
+      e.touch(now);
     }
   }
   const uint64_t cycles = rte_rdtsc() - t0;

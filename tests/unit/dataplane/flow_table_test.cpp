@@ -246,3 +246,42 @@ TEST(FlowTable, Ipv4KeysCarryATagAndIpv6KeysCompareInFull) {
   dp::FlowKey other = key_of(43);  // IPv4, not in the table
   EXPECT_EQ(bulk(tb, {other}), (std::vector<int32_t>{-1}));
 }
+
+// last_seen is a 32-bit stamp of TSC >> kSeenShift: idle_ticks() must never read longer than the
+// real idle time (a flow would age early, or show an idle time beyond its age), must fall short by
+// less than two units, and must survive the stamp's wrap.
+TEST(FlowEntry, IdleTicksIsALowerBoundWithinTwoUnitsAcrossTheWrap) {
+  constexpr uint64_t unit = uint64_t(1) << dp::FlowEntry::kSeenShift;
+  const uint64_t wrap = uint64_t(1) << (32 + dp::FlowEntry::kSeenShift);
+  std::mt19937_64 rng(7);
+  dp::FlowEntry e{};
+  for (int i = 0; i < 20000; i++) {
+    // Last packets anywhere, including just before the stamp wraps; idle times from 0 to hours.
+    const uint64_t last = i % 4 == 0 ? wrap - 1 - rng() % (4 * unit) : rng() % (wrap * 8);
+    const uint64_t idle = i % 3 == 0 ? rng() % (8 * unit) : rng() % (uint64_t(1) << 44);
+    e.touch(last);
+    const uint64_t got = e.idle_ticks(last + idle);
+    ASSERT_LE(got, idle) << "last " << last << " idle " << idle;
+    ASSERT_LT(idle - got, 2 * unit) << "last " << last << " idle " << idle;
+  }
+  e.touch(5 * unit + 3);
+  EXPECT_EQ(e.idle_ticks(5 * unit + 3), 0u) << "no time has passed";
+  EXPECT_EQ(e.idle_ticks(6 * unit), 0u) << "less than a unit can read as none";
+}
+
+// Aging goes by idle_ticks(): a flow past the idle timeout goes, one short of it by more than two
+// units stays.
+TEST(FlowTable, AgingRemovesOnlyFlowsIdleLongerThanTheTimeout) {
+  constexpr uint64_t unit = uint64_t(1) << dp::FlowEntry::kSeenShift;
+  dp::FlowTable t("ft_age", 64, SOCKET_ID_ANY);
+  ASSERT_TRUE(t.ok());
+  const uint64_t now = uint64_t(1) << 45, timeout = 1000 * unit;
+  const int32_t old_flow = t.insert(key_of(1)), recent = t.insert(key_of(2));
+  ASSERT_GE(old_flow, 0);
+  ASSERT_GE(recent, 0);
+  t.entry(old_flow).touch(now - timeout - 3 * unit);
+  t.entry(recent).touch(now - timeout + 3 * unit);
+  EXPECT_EQ(t.age(now, timeout, 64), 1u);
+  EXPECT_EQ(t.lookup(key_of(1)), -1);
+  EXPECT_EQ(t.lookup(key_of(2)), recent);
+}

@@ -253,8 +253,8 @@ TEST(FlowTableShared, RcuModeLooksUpFromReadersAndReusesPositionsAfterAGracePeri
       EXPECT_EQ(t.lookup_shared(k), p);
     }
     // Aging everything out defers the positions until the reader (thread 0) is quiescent.
-    for (auto& p : pos) t.entry(p).last_tsc = 0;
-    EXPECT_EQ(t.age(1000, 10, 1000), 64u);
+    for (auto& p : pos) t.entry(p).touch(0);
+    EXPECT_EQ(t.age(uint64_t(1) << 40, 10, 1000), 64u);
     k.src[15] = 3;
     EXPECT_EQ(t.lookup_shared(k), -1);
     k.src[15] = 100;
