@@ -894,7 +894,8 @@ def write_report(lab: Lab, sizes: List[str], crypto: Dict[str, dict], t_total: f
     if pc:
         md += ["## Scaling with flows, per core (vanish-pipeline-bench, in-process, no ports, 64 B)", "",
                "One core runs node-a's outbound or node-b's inbound pipeline (crypto included) on "
-               "mbufs the benchmark fills; 1k and 1M flows interleaved over rounds, medians.", "",
+               "mbufs the benchmark fills; in each round 1k and 1M flows alternate pass by pass; "
+               "ns/packet: medians over rounds; ratio: the median of the rounds' ratios.", "",
                "| dir | flows | ns/packet | Mpps | ratio to 1k |", "|---|---|---|---|---|"]
         for r in pc:
             md.append(f"| {r['dir']} | {r['flows']} | {r['ns_per_pkt']:.1f} | {fmt(r['mpps'])} | "
