@@ -273,6 +273,16 @@ class Checker:
         return 0 if self.failed == 0 else 1
 
 
+def keep_or_remove_workdir(work: str, keep: bool, rc: int) -> int:
+    """A test's last step: its work directory stays when asked (--keep) or when it failed, and is
+    removed otherwise. Returns rc."""
+    if keep or rc:
+        print(f"# work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return rc
+
+
 # --------------------------------------------------------------------------------------------
 # Running vanishd
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import struct
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from typing import List
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import NODE, SA, W, Checker, Env, eth, icmp_echo, pad_to, tcp, udp  # noqa: E402
+from e2elib import NODE, SA, W, Checker, Env, eth, icmp_echo, pad_to, tcp, udp, keep_or_remove_workdir  # noqa: E402
 from two_node_loop import Pkt, check_counters, check_fabric_frames, expected_delivery  # noqa: E402
 
 
@@ -157,12 +156,7 @@ def main(argv=None) -> int:
             run_fabric(env, c, v6, a.flows, a.packets)
     except Exception as e:
         c.check(False, "runs completed", f"{type(e).__name__}: {e}")
-    rc = c.done()
-    if a.keep or rc:
-        print(f"work directory kept: {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return rc
+    return keep_or_remove_workdir(work, a.keep, c.done())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,12 +65,7 @@ def main(argv=None) -> int:
     c.eq(drops, {"tx_link_down": a.packets},
          "the fabric port's refusals are counted tx_link_down (its link is down), none tx_full")
     c.eq(int(total.get("fabric_tx", 0)), 0, "nothing counted as sent on the fabric port")
-    rc = c.done()
-    if a.keep or rc:
-        print(f"# work directory kept: {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return rc
+    return e2e.keep_or_remove_workdir(work, a.keep, c.done())
 
 
 if __name__ == "__main__":

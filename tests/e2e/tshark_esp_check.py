@@ -39,7 +39,7 @@ from typing import Dict, List
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import NODE, SA, W, Checker, Env, config_variant, esn_off, forwarded  # noqa: E402
+from e2elib import NODE, SA, W, Checker, Env, config_variant, esn_off, forwarded, keep_or_remove_workdir  # noqa: E402
 from two_node_loop import Pkt, replies, requests  # noqa: E402
 
 FIELDS = [
@@ -161,12 +161,7 @@ def main(argv=None) -> int:
             run_fabric(env, c, v6, confdir)
     except Exception as e:
         c.check(False, "runs completed", f"{type(e).__name__}: {e}")
-    rc = c.done()
-    if a.keep or rc:
-        print(f"work directory kept: {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return rc
+    return keep_or_remove_workdir(work, a.keep, c.done())
 
 
 if __name__ == "__main__":

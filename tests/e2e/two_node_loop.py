@@ -34,7 +34,6 @@ import argparse
 import ipaddress
 import os
 import re
-import shutil
 import struct
 import sys
 import tempfile
@@ -45,7 +44,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
     MAX_INNER_BOTH_FABRICS, NODE, SA, W, Checker, Env, config_variant, csum, edit_block, eth, forwarded,
-    icmp_echo, mac_bytes, pad_to, tcp, udp,
+    icmp_echo, keep_or_remove_workdir, mac_bytes, pad_to, tcp, udp,
 )
 
 
@@ -321,12 +320,7 @@ def main(argv=None) -> int:
             run_policy(env, c, v6)
     except Exception as e:  # a failed run is a failed test, with the evidence kept
         c.check(False, "runs completed", f"{type(e).__name__}: {e}")
-    rc = c.done()
-    if a.keep or rc:
-        print(f"work directory kept: {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return rc
+    return keep_or_remove_workdir(work, a.keep, c.done())
 
 
 if __name__ == "__main__":
