@@ -40,10 +40,23 @@ struct PacketInfo {
   FlowKey key;
 };
 
+// A flow-table lookup of a burst's keys spread over another burst's encryption
+// (Pipeline::outbound_run): OutboundClassify::start() hashes the keys; WorkerCtx::
+// lookahead_step(), once per packet the other burst encrypts, prefetches buckets [0, fetched) and
+// matches (prefetching their entry lines) [0, matched); OutboundClassify::process() does the
+// rest. Valid from start() to process(), during which nothing compacts or refills the burst.
+struct FlowLookup {
+  bool started = false;
+  uint16_t fetched = 0, matched = 0;
+  uint32_t hash[kBurstSize];
+  int32_t idx[kBurstSize];
+};
+
 struct Burst {
   uint16_t n = 0;
   rte_mbuf* pkts[kBurstSize];
   PacketInfo info[kBurstSize];
+  FlowLookup lookup;
 
   void clear() { n = 0; }
   // Keeps packet i as the next survivor of a filtering pass (two-index compaction, i >= keep).

@@ -188,7 +188,7 @@ class FlowTable {
     bool tagged[kBurstSize];
     for (unsigned i = 0; i < n; i++) {
       h[i] = hash(*keys[i]);
-      rte_prefetch0(&buckets_[h[i] & mask_]);
+      prefetch_bucket(h[i]);
       tagged[i] = FlowTag::of(*keys[i], &tag[i]);
     }
     // Short and nearly branch-free, so the core runs many packets ahead and their bucket misses
@@ -201,14 +201,47 @@ class FlowTable {
         if (!tagged[i]) rte_prefetch0(&keys_[p]);  // IPv4 keys compare with line 0's tag
       }
     }
-    for (unsigned i = 0; i < n; i++) {
-      int32_t p = idx[i];
-      if (p >= 0 && (tagged[i] && entries_[p].tag.rest ? entries_[p].tag == tag[i]
-                                                       : key_eq(keys_[p], *keys[i])))
-        continue;
-      idx[i] = find(*keys[i], h[i]);  // a miss, an overflowed key or a 32-bit hash collision
-      if (idx[i] >= 0) rte_prefetch0(&entries_[idx[i]]);
+    for (unsigned i = 0; i < n; i++) verify_one(*keys[i], h[i], tagged[i], tag[i], &idx[i]);
+  }
+
+  // lookup_bulk() one step at a time, for a caller that spreads a burst's memory round trips
+  // over other work (Pipeline::outbound_run): prefetch_bucket() the key's home bucket (hash());
+  // match_one() / match_bulk() read it and prefetch the entry line (and, for a key without a tag,
+  // the key) of the slot whose hash matches; verify_bulk() compares and looks up again what did not
+  // verify. Between a key's match and its verify the table must not change (no insert or erase):
+  // a position matched before an erase would be compared after it.
+  void prefetch_bucket(uint32_t h) const {
+    rte_prefetch0(&buckets_[h & mask_]);
+  }
+  int32_t match_one(const FlowKey& key, uint32_t h) const {
+    int32_t p = match_home(buckets_[h & mask_], h);
+    if (p >= 0) {
+      rte_prefetch0(&entries_[p]);
+      FlowTag t;
+      if (!FlowTag::of(key, &t)) rte_prefetch0(&keys_[p]);  // IPv4 keys compare the tag
     }
+    return p;
+  }
+  // Short and nearly branch-free, so the core runs many packets ahead and their bucket misses
+  // and entry prefetches overlap.
+  void match_bulk(const FlowKey* const* keys, unsigned n, const uint32_t* h, int32_t* idx) const {
+    for (unsigned i = 0; i < n; i++) idx[i] = match_one(*keys[i], h[i]);
+  }
+  void verify_bulk(const FlowKey* const* keys, unsigned n, const uint32_t* h, int32_t* idx) const {
+    for (unsigned i = 0; i < n; i++) {
+      FlowTag tag;
+      const bool tagged = FlowTag::of(*keys[i], &tag);
+      verify_one(*keys[i], h[i], tagged, tag, &idx[i]);
+    }
+  }
+  // *idx: the position match_home() gave (or -1); the key's position when done.
+  void verify_one(const FlowKey& key, uint32_t h, bool tagged, const FlowTag& tag,
+                  int32_t* idx) const {
+    const int32_t p = *idx;
+    if (p >= 0 && (tagged && entries_[p].tag.rest ? entries_[p].tag == tag : key_eq(keys_[p], key)))
+      return;
+    *idx = find(key, h);  // a miss, an overflowed key or a 32-bit hash collision
+    if (*idx >= 0) rte_prefetch0(&entries_[*idx]);
   }
   int32_t lookup(const FlowKey& key) const {
     return find(key, hash(key));

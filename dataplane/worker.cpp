@@ -85,8 +85,18 @@ void Worker::run(const std::atomic<bool>& stop) {
     ctx_.now = rte_rdtsc();
     unsigned got = 0;
 
+    // A full burst from the local port and a table too big for the cache: take a second burst,
+    // whose flow-table misses then overlap the first's encryption (Pipeline::outbound_pair).
     uint16_t n = rte_eth_rx_burst(cfg_.local_port, cfg_.queue, burst_.pkts, kBurstSize);
-    if (n) {
+    uint16_t n2 = n == kBurstSize && Pipeline::pairs_pay(ctx_)
+                      ? rte_eth_rx_burst(cfg_.local_port, cfg_.queue, burst2_.pkts, kBurstSize)
+                      : 0;
+    if (n2) {
+      burst_.n = n;
+      burst2_.n = n2;
+      got += n + n2;
+      pipe_.outbound_pair(ctx_, burst_, burst2_);
+    } else if (n) {
       burst_.n = n;
       got += n;
       pipe_.outbound(ctx_, burst_);

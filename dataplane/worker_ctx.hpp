@@ -70,6 +70,24 @@ struct WorkerCtx {
   double icmp_burst = 100;
   // Armed packet trace (trace.hpp), null when off: the only cost of tracing when disarmed.
   TraceState* trace = nullptr;
+  // The burst whose flow lookup advances while this one is encrypted (Pipeline::outbound_run).
+  Burst* lookahead = nullptr;
+
+  // One step of the lookahead burst's lookup (FlowLookup), called by EspEncap once per packet it
+  // seals: two more buckets prefetched, and the two buckets prefetched kLookaheadLag steps ago
+  // matched, their entry lines prefetched. A few misses per packet, so they overlap the cipher
+  // instead of queueing for the core's fill buffers in a clump of 64.
+  static constexpr unsigned kLookaheadLag = 4;
+  void lookahead_step() {
+    Burst& b = *lookahead;
+    FlowLookup& l = b.lookup;
+    for (unsigned k = 0; k < 2 && l.fetched < b.n; k++) flows->prefetch_bucket(l.hash[l.fetched++]);
+    const unsigned ready =
+        l.fetched == b.n ? b.n
+                         : (l.fetched > 2 * kLookaheadLag ? l.fetched - 2 * kLookaheadLag : 0);
+    for (unsigned k = 0; k < 2 && l.matched < ready; k++, l.matched++)
+      l.idx[l.matched] = flows->match_one(b.info[l.matched].key, l.hash[l.matched]);
+  }
 
   void drop(rte_mbuf* m, DropReason r) {
     if (trace) [[unlikely]]

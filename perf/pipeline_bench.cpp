@@ -49,6 +49,7 @@ struct Args {
   std::vector<int> policies;  // empty: the example config as it is
   std::vector<int> flow_counts;
   int rounds = 3;
+  int bursts = 2;  // outbound bursts per pipeline call (2: Pipeline::outbound_pair)
 };
 
 // node-b's example config plus n DENY policies applying to namespace default (httpbin-1's) that
@@ -249,25 +250,29 @@ void set_flow(uint8_t* frame, uint32_t f) {
   frame[37] = uint8_t(dp);
 }
 
-// `n` packets of flows *cursor, *cursor + 1, .. (mod count) through `body`, in bursts; ns/packet.
+// `n` packets of flows *cursor, *cursor + 1, .. (mod count) through `body`, `nb` bursts (1 or 2)
+// per call; ns/packet.
 template <typename Body>
 double run_flows(rte_mempool* pool, const std::vector<uint8_t>& tmpl, uint32_t count,
-                 uint32_t* cursor, long n, Body&& body) {
-  dp::Burst b;
+                 uint32_t* cursor, long n, unsigned nb, Body&& body) {
+  dp::Burst bs[4];
   const uint64_t start = rte_rdtsc();
-  for (long done = 0; done < n; done += dp::kBurstSize) {
-    if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
-      std::fprintf(stderr, "pool exhausted\n");
-      std::exit(1);
+  for (long done = 0; done < n; done += long(nb) * dp::kBurstSize) {
+    for (unsigned k = 0; k < nb; k++) {
+      dp::Burst& b = bs[k];
+      if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
+        std::fprintf(stderr, "pool exhausted\n");
+        std::exit(1);
+      }
+      for (uint16_t i = 0; i < dp::kBurstSize; i++) {
+        auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(b.pkts[i], uint16_t(tmpl.size())));
+        std::memcpy(p, tmpl.data(), tmpl.size());
+        set_flow(p, *cursor);
+        *cursor = *cursor + 1 == count ? 0 : *cursor + 1;
+      }
+      b.n = dp::kBurstSize;
     }
-    for (uint16_t i = 0; i < dp::kBurstSize; i++) {
-      auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(b.pkts[i], uint16_t(tmpl.size())));
-      std::memcpy(p, tmpl.data(), tmpl.size());
-      set_flow(p, *cursor);
-      *cursor = *cursor + 1 == count ? 0 : *cursor + 1;
-    }
-    b.n = dp::kBurstSize;
-    body(b);
+    body(bs, nb);
   }
   return double(rte_rdtsc() - start) / double(rte_get_tsc_hz()) * 1e9 / double(n);
 }
@@ -277,9 +282,9 @@ std::vector<std::vector<uint8_t>> seal_flows(testing::Env& e, const std::vector<
                                              uint32_t count, uint32_t* cursor) {
   std::vector<std::vector<uint8_t>> enc;
   while (enc.size() < 8192) {
-    run_flows(e.pool, tmpl, count, cursor, dp::kBurstSize, [&](dp::Burst& b) {
+    run_flows(e.pool, tmpl, count, cursor, dp::kBurstSize, 1, [&](dp::Burst* b, unsigned) {
       e.a.ctx.now = rte_rdtsc();
-      e.a.pipe.outbound(e.a.ctx, b);
+      e.a.pipe.outbound(e.a.ctx, *b);
     });
     take_fabric(e, &enc);
   }
@@ -294,11 +299,19 @@ int flows_mode(const Args& a, testing::Env& e) {
     std::vector<std::vector<double>> out_ns(nc), in_ns(nc);
     const uint64_t hz = rte_get_tsc_hz();
     auto outbound = [&](size_t k, long n) {
-      return run_flows(e.pool, tmpl, uint32_t(a.flow_counts[k]), &out_cur[k], n, [&](dp::Burst& b) {
-        e.a.ctx.now = rte_rdtsc();
-        e.a.pipe.outbound(e.a.ctx, b);
-        free_tx(e.a.ctx);
-      });
+      const unsigned nb = unsigned(a.bursts);
+      return run_flows(e.pool, tmpl, uint32_t(a.flow_counts[k]), &out_cur[k], n, nb,
+                       [&](dp::Burst* b, unsigned m) {
+                         e.a.ctx.now = rte_rdtsc();
+                         // As the worker decides (Pipeline::pairs_pay).
+                         if (m >= 2 && dp::Pipeline::pairs_pay(e.a.ctx)) {
+                           dp::Burst* bp[4] = {&b[0], &b[1], &b[2], &b[3]};
+                           e.a.pipe.outbound_run(e.a.ctx, bp, m);
+                         } else {
+                           for (unsigned j = 0; j < m; j++) e.a.pipe.outbound(e.a.ctx, b[j]);
+                         }
+                         free_tx(e.a.ctx);
+                       });
     };
     // One inbound pass of flow count k: 8192 packets node-a sealed (untimed), replayed into
     // node-b; adds the timed ns and the packet count.
@@ -440,10 +453,17 @@ int main(int argc, char** argv) {
       }
     } else if (s == "--rounds") {
       a.rounds = std::max(1, std::atoi(val().c_str()));
+    } else if (s == "--bursts") {
+      a.bursts = std::atoi(val().c_str());
+      if (a.bursts < 1 || a.bursts > 4) {
+        std::fprintf(stderr, "--bursts: 1 to 4\n");
+        std::exit(2);
+      }
     } else {
       std::fprintf(stderr,
                    "usage: %s [--sizes L] [--flows N] [--seconds S] [--packets N] "
-                   "[--dir out|in|both] [--policies N,N..] [--flow-counts N,N..] [--rounds R]\n",
+                   "[--dir out|in|both] [--policies N,N..] [--flow-counts N,N..] [--rounds R] "
+                   "[--bursts 1|2]\n",
                    argv[0]);
       return 2;
     }

@@ -288,6 +288,39 @@ Out DpNode::run_mbufs(const std::vector<rte_mbuf*>& pkts, bool inbound) {
   return out;
 }
 
+Out DpNode::outbound_runs(const std::vector<Bytes>& frames, unsigned run) {
+  Out out;
+  while (run_.size() < run) run_.push_back(std::make_unique<dp::Burst>());
+  std::vector<dp::Burst*> bs;
+  for (size_t i = 0; i < frames.size(); i += run * dp::kBurstSize) {
+    bs.clear();
+    for (size_t k = 0; k < run && i + k * dp::kBurstSize < frames.size(); k++) {
+      dp::Burst& b = *run_[k];
+      b.n = 0;
+      for (size_t j = i + k * dp::kBurstSize; j < frames.size() && j < i + (k + 1) * dp::kBurstSize;
+           j++) {
+        rte_mbuf* m = to_mbuf(frames[j]);
+        if (!m) {
+          ADD_FAILURE() << "mbuf pool exhausted building input frame " << j;
+          continue;
+        }
+        b.push(m);
+      }
+      bs.push_back(&b);
+    }
+    ctx.now = rte_rdtsc();
+    if (bs.size() == 1)
+      pipe->outbound(ctx, *bs[0]);
+    else
+      pipe->outbound_run(ctx, bs.data(), unsigned(bs.size()));
+    for (dp::Burst* b : bs) EXPECT_EQ(b->n, 0) << "the pipeline left packets in a burst";
+    EXPECT_EQ(ctx.lookahead, nullptr);
+    drain(ctx.to_local, out.local);
+    drain(ctx.to_fabric, out.fabric);
+  }
+  return out;
+}
+
 Out DpNode::outbound(const std::vector<Bytes>& frames) {
   return run(frames, false);
 }

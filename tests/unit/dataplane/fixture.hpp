@@ -104,6 +104,10 @@ class DpNode {
   Out outbound(const std::vector<Bytes>& frames);
   Out inbound(const std::vector<Bytes>& frames);
   Out outbound(const Bytes& frame) { return outbound(std::vector<Bytes>{frame}); }
+  // The frames in runs of `run` bursts of 32 (the last may be shorter) through
+  // Pipeline::outbound_run, the way the worker runs a full local-port burst and the one after it
+  // (run 2: outbound_pair); a lone last burst via outbound().
+  Out outbound_runs(const std::vector<Bytes>& frames, unsigned run);
   Out inbound(const Bytes& frame) { return inbound(std::vector<Bytes>{frame}); }
   // Hand-made mbufs (e.g. chains), at most one burst; the pipeline owns them from here.
   Out run_mbufs(const std::vector<rte_mbuf*>& pkts, bool inbound);
@@ -136,6 +140,7 @@ class DpNode {
   Out run(const std::vector<Bytes>& frames, bool inbound);
   void run_burst(bool inbound, Out& out);
   std::unique_ptr<dp::Burst> burst_;
+  std::vector<std::unique_ptr<dp::Burst>> run_;
   std::vector<std::unique_ptr<dp::Snapshot>> old_snaps_;
   bool swap_in(const config::Config& next, bool same_config);
   bool deterministic_iv_ = true;

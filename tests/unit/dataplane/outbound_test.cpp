@@ -792,4 +792,90 @@ TEST_F(DpTest, HairpinToWorkloadWithoutMacSolicitsIpv6) {
 }
 
 }  // namespace
+// ---- runs of bursts (Pipeline::outbound_run) -------------------------------------------------
+
+// The worker runs a full local-port burst and the next one as a pair, the second's flow lookups
+// spread over the first's encryption (runs of three here too). What leaves, in what order, and
+// every counter must be what the same frames give one burst at a time: across flows the first burst
+// creates and the second hits, new flows in both, DNAT flows and their reply index, hairpin, drops,
+// ICMP errors, an all-dropped first burst, a lone last burst, and a new config generation that
+// re-decides flows (and erases the reply index of flows whose endpoint went away) inside the first
+// burst.
+TEST_F(DpTest, RunsOfBurstsLeaveExactlyAsSingleBursts) {
+  for (unsigned run : {2u, 3u}) {
+    SCOPED_TRACE("run of " + std::to_string(run));
+    DpNode* single = keep(DpNode::load("node-a.textproto"));
+    DpNode* paired = keep(DpNode::load("node-a.textproto"));
+    ASSERT_TRUE(single && paired);
+    IpAddr vip;  // the httpbin service (examples/node-a.textproto)
+    ASSERT_TRUE(IpAddr::parse("10.96.0.20", &vip));
+    auto round = [&](unsigned r) {
+      std::vector<Bytes> f;
+      for (unsigned i = 0; i < 2 * dp::kBurstSize; i++) {
+        const uint16_t u = uint16_t(r * 7 + i);
+        switch (r == 6 && i < dp::kBurstSize ? 6 : i % 8) {
+          case 0:
+          case 1:
+          case 2:
+            f.push_back(local_frame(
+                *a, kSleep.mac,
+                udp(ip_hdr(kSleep, kHttpbin1, false), uint16_t(1000 + u % 20), 7777, pattern(16))));
+            break;
+          case 3:
+            f.push_back(local_frame(
+                *a, kSleep.mac,
+                udp(ip_hdr(kSleep, kHttpbin1, true), uint16_t(2000 + i % 5), 7777, pattern(8))));
+            break;
+          case 4:
+            f.push_back(local_frame(
+                *a, kSleep.mac,
+                tcp(ip_hdr(kSleep.v4, vip), uint16_t(30000 + (i / 8 + r) % 6), 80, kTcpAck)));
+            break;
+          case 5:
+            f.push_back(local_frame(
+                *a, kSleep.mac, tcp(ip_hdr(kSleep, kCurl, false), uint16_t(40000 + i % 3), 80)));
+            break;
+          case 6:  // hosted by node-b: unknown source here
+            f.push_back(local_frame(*a, kHttpbin1.mac,
+                                    udp(ip_hdr(kHttpbin1, kSleep, false), 5, 6, pattern(4))));
+            break;
+          default:  // TTL 1: ICMP time exceeded back to sleep
+            f.push_back(local_frame(*a, kSleep.mac,
+                                    udp(ip_hdr(kSleep, kHttpbin1, false, 1), 9, 9, pattern(4))));
+        }
+      }
+      return f;
+    };
+    config::Config one = single->cfg;
+    for (auto& w : *one.mutable_workloads())
+      if (w.name() == "httpbin-2") w.mutable_services()->clear();
+    for (unsigned r = 0; r < 8; r++) {
+      SCOPED_TRACE("round " + std::to_string(r));
+      if (r == 3) {
+        ASSERT_TRUE(single->reload(one));
+        ASSERT_TRUE(paired->reload(one));
+      }
+      std::vector<Bytes> f = round(r);
+      if (r == 7) f.resize(dp::kBurstSize + 5);  // a short second burst
+      Out want = single->outbound(f);
+      Out got = paired->outbound_runs(f, run);
+      EXPECT_EQ(got.fabric, want.fabric);
+      EXPECT_EQ(got.local, want.local);
+      EXPECT_FALSE(want.fabric.empty());
+    }
+    EXPECT_EQ(paired->drops(), single->drops());
+    EXPECT_NE(single->drops(), "");
+    EXPECT_EQ(paired->ctr.flow_hits, single->ctr.flow_hits);
+    EXPECT_EQ(paired->ctr.flow_misses, single->ctr.flow_misses);
+    EXPECT_EQ(paired->ctr.flows_created, single->ctr.flows_created);
+    EXPECT_EQ(paired->ctr.flows_reclassified, single->ctr.flows_reclassified);
+    EXPECT_GT(single->ctr.flows_reclassified, 0u);
+    EXPECT_GT(single->ctr.flow_hits, 200u);
+    EXPECT_EQ(paired->ctr.encrypted, single->ctr.encrypted);
+    EXPECT_EQ(paired->ctr.hairpinned, single->ctr.hairpinned);
+    EXPECT_GT(single->ctr.hairpinned, 0u);
+    EXPECT_EQ(paired->flows->size(), single->flows->size());
+  }
+}
+
 }  // namespace vanish::test
