@@ -40,11 +40,10 @@ struct PacketInfo {
   FlowKey key;
 };
 
-// A flow-table lookup of a burst's keys spread over another burst's encryption
-// (Pipeline::outbound_run): OutboundClassify::start() hashes the keys; WorkerCtx::
-// lookahead_step(), once per packet the other burst encrypts, prefetches buckets [0, fetched) and
-// matches (prefetching their entry lines) [0, matched); OutboundClassify::process() does the
-// rest. Valid from start() to process(), during which nothing compacts or refills the burst.
+// A flow-table lookup of a burst's keys spread over another burst's cipher work
+// (WorkerCtx::begin_lookup / lookahead_step / lookup): hashes, buckets prefetched
+// [0, fetched), matched [0, matched). Valid from begin_lookup() to lookup(), during which nothing
+// compacts or refills the burst.
 struct FlowLookup {
   bool started = false;
   uint16_t fetched = 0, matched = 0;

@@ -69,10 +69,7 @@ class Pipeline final {
     if (bs[0]->n) classify_.process(ctx, *bs[0]);
     for (unsigned k = 0; k < n; k++) {
       Burst* next = k + 1 < n && bs[k + 1]->n ? bs[k + 1] : nullptr;
-      if (next) {
-        classify_.start(ctx, *next);
-        ctx.lookahead = next;
-      }
+      if (next) ctx.begin_lookup(*next);
       if (bs[k]->n) after_classify(ctx, *bs[k]);
       ctx.lookahead = nullptr;
       if (next) classify_.process(ctx, *next);
@@ -113,6 +110,30 @@ class Pipeline final {
     deliver_.process(ctx, b, false);
     VANISH_TRACE(
         ctx, trace_after_tx(ctx, TraceStage::kLocalDeliver, ctx.to_local, TraceVerdict::kTxLocal));
+  }
+
+  // Two bursts received back to back from the fabric port, processed in order, with a's flow
+  // lookup (its keys are known once it is decrypted) spread over b's decryption, a few round
+  // trips per packet opened; b's lookup stays exposed. As outbound_run, for big tables
+  // (pairs_pay). With an egress block (plain replies split off first) or a trace armed: a, then b.
+  void inbound_pair(WorkerCtx& ctx, Burst& a, Burst& b, bool from_handoff) {
+    if (ctx.trace || ctx.snap->egress) [[unlikely]] {
+      inbound(ctx, a, from_handoff);
+      inbound(ctx, b, from_handoff);
+      return;
+    }
+    sync_snapshot(ctx);
+    fabric_in_.process(ctx, a, from_handoff);
+    fabric_in_.process(ctx, b, from_handoff);
+    if (a.n) decap_.process(ctx, a);
+    if (a.n) ctx.begin_lookup(a);
+    if (b.n) decap_.process(ctx, b);
+    ctx.lookahead = nullptr;
+    for (Burst* x : {&a, &b}) {
+      if (!x->n) continue;
+      authorize_.process(ctx, *x);
+      deliver_.process(ctx, *x, false);
+    }
   }
 
   // Rebuilds worker-local derived state (header templates) when a new snapshot generation is seen.

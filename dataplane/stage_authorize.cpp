@@ -76,10 +76,7 @@ bool InboundAuthorize::check_source(const Snapshot& s, PacketInfo& info, uint32_
 void InboundAuthorize::process(WorkerCtx& ctx, Burst& b) {
   const Snapshot& s = *ctx.snap;
   const uint32_t gen = gen32(s.decision_generation);
-  const FlowKey* keys[kBurstSize];
-  int32_t idx[kBurstSize];
-  for (uint16_t i = 0; i < b.n; i++) keys[i] = &b.info[i].key;
-  ctx.flows->lookup_bulk(keys, b.n, idx);
+  const int32_t* idx = ctx.lookup(b);  // whole, or what WorkerCtx::lookahead_step() left
   // A hit reads line 1 only to undo a DNAT (lookup_bulk fetched line 0, which says so).
   for (uint16_t i = 0; i < b.n; i++)
     if (idx[i] >= 0 && ctx.flows->entry(idx[i]).nat == NatKind::kUnDnat)

@@ -147,34 +147,9 @@ bool OutboundClassify::index_reply(WorkerCtx& ctx, const FlowKey& key, const Flo
   return true;
 }
 
-namespace {
-void burst_keys(const Burst& b, const FlowKey** keys) {
-  for (uint16_t i = 0; i < b.n; i++) keys[i] = &b.info[i].key;
-}
-}  // namespace
-
-void OutboundClassify::start(WorkerCtx&, Burst& b) {
-  FlowLookup& l = b.lookup;
-  for (uint16_t i = 0; i < b.n; i++) l.hash[i] = FlowTable::hash(b.info[i].key);
-  l.fetched = l.matched = 0;
-  l.started = true;
-}
-
 void OutboundClassify::process(WorkerCtx& ctx, Burst& b) {
   const Snapshot& s = *ctx.snap;
-  const FlowKey* keys[kBurstSize];
-  FlowLookup& l = b.lookup;
-  int32_t* idx = l.idx;
-  burst_keys(b, keys);
-  if (!l.started) {
-    ctx.flows->lookup_bulk(keys, b.n, idx);
-  } else {
-    // The part lookahead_step() did not do.
-    for (unsigned i = l.fetched; i < b.n; i++) ctx.flows->prefetch_bucket(l.hash[i]);
-    ctx.flows->match_bulk(keys + l.matched, b.n - l.matched, l.hash + l.matched, idx + l.matched);
-    ctx.flows->verify_bulk(keys, b.n, l.hash, idx);
-    l.started = false;
-  }
+  const int32_t* idx = ctx.lookup(b);
 
   uint16_t keep = 0;
   uint64_t hits = 0;      // added to the counters once per burst

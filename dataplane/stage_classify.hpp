@@ -25,12 +25,6 @@ namespace vanish::dp {
 class OutboundClassify final {
  public:
   void process(WorkerCtx& ctx, Burst& b);
-  // Begins b's lookup for Pipeline::outbound_run: hashes its keys; WorkerCtx::lookahead_step()
-  // advances it while another burst is encrypted, process() finishes it. No flow may be inserted
-  // or erased between a step and process() (FlowTable::verify_bulk), so the steps come after the
-  // other burst's process().
-  void start(WorkerCtx& ctx, Burst& b);
-
   // The slow-path decision for one flow key under ctx.snap (exposed for tests). Reads e.nat*
   // first (sticky endpoint), then overwrites the decision fields.
   static void classify(WorkerCtx& ctx, const FlowKey& key, FlowEntry& e);

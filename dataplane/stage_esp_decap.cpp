@@ -63,6 +63,7 @@ bool EspDecap::parse_geneve(const uint8_t* g, size_t geneve_len, uint32_t* ident
 void EspDecap::process(WorkerCtx& ctx, Burst& b) {
   uint16_t keep = 0;
   for (uint16_t i = 0; i < b.n; i++) {
+    if (ctx.lookahead) ctx.lookahead_step();  // another burst's flow lookup (inbound_pair)
     rte_mbuf* m = b.pkts[i];
     PacketInfo& info = b.info[i];
     uint8_t* esp = at<uint8_t>(m, info.esp_off);

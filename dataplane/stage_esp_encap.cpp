@@ -117,7 +117,7 @@ void EspEncap::process(WorkerCtx& ctx, rte_mbuf** pkts, PacketInfo* info, uint16
       rte_prefetch0(d);
       rte_prefetch0(d - RTE_CACHE_LINE_SIZE);
     }
-    if (ctx.lookahead) ctx.lookahead_step();
+    if (ctx.lookahead) ctx.lookahead_step();  // another burst's flow lookup (outbound_run)
     rte_mbuf* m = pkts[i];
     const PacketInfo& pi = info[i];
     if (pi.node != last_node) {

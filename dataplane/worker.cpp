@@ -101,8 +101,17 @@ void Worker::run(const std::atomic<bool>& stop) {
       got += n;
       pipe_.outbound(ctx_, burst_);
     }
+    // The same from the fabric port (Pipeline::inbound_pair).
     n = rte_eth_rx_burst(cfg_.fabric_port, cfg_.queue, burst_.pkts, kBurstSize);
-    if (n) {
+    n2 = n == kBurstSize && Pipeline::pairs_pay(ctx_)
+             ? rte_eth_rx_burst(cfg_.fabric_port, cfg_.queue, burst2_.pkts, kBurstSize)
+             : 0;
+    if (n2) {
+      burst_.n = n;
+      burst2_.n = n2;
+      got += n + n2;
+      pipe_.inbound_pair(ctx_, burst_, burst2_, false);
+    } else if (n) {
       burst_.n = n;
       got += n;
       pipe_.inbound(ctx_, burst_, false);

@@ -76,7 +76,7 @@ class Worker {
   WorkerCtx ctx_;
   Pipeline pipe_;
   Burst burst_;
-  Burst burst2_;  // a second local-port burst (Pipeline::outbound_pair)
+  Burst burst2_;  // a second burst from the same port (Pipeline::outbound_pair, inbound_pair)
   std::atomic<uint64_t> last_rx_{0};
   std::atomic<bool> running_{false};
   WorkerMailbox mbox_;

@@ -70,13 +70,24 @@ struct WorkerCtx {
   double icmp_burst = 100;
   // Armed packet trace (trace.hpp), null when off: the only cost of tracing when disarmed.
   TraceState* trace = nullptr;
-  // The burst whose flow lookup advances while this one is encrypted (Pipeline::outbound_run).
+  // Flow lookups spread over another burst's cipher work (Pipeline::outbound_run, inbound_pair):
+  // begin_lookup(b) hashes b's keys and makes b the lookahead burst; EspEncap and EspDecap call
+  // lookahead_step() once per packet they seal or open; lookup(b) hands back b's flow positions
+  // (FlowTable::lookup_bulk's idx), doing whatever the steps did not, or the whole lookup when
+  // none began. Between begin_lookup(b) and lookup(b) no flow may be inserted or erased
+  // (FlowTable::verify_bulk) and nothing may compact b.
   Burst* lookahead = nullptr;
 
-  // One step of the lookahead burst's lookup (FlowLookup), called by EspEncap once per packet it
-  // seals: two more buckets prefetched, and the two buckets prefetched kLookaheadLag steps ago
-  // matched, their entry lines prefetched. A few misses per packet, so they overlap the cipher
-  // instead of queueing for the core's fill buffers in a clump of 64.
+  void begin_lookup(Burst& b) {
+    FlowLookup& l = b.lookup;
+    for (uint16_t i = 0; i < b.n; i++) l.hash[i] = FlowTable::hash(b.info[i].key);
+    l.fetched = l.matched = 0;
+    l.started = true;
+    lookahead = &b;
+  }
+  // Two more buckets prefetched, and the two prefetched kLookaheadLag steps ago matched, their
+  // entry lines prefetched: a few misses per packet, so they overlap the cipher instead of
+  // queueing for the core's fill buffers in a clump of 64.
   static constexpr unsigned kLookaheadLag = 4;
   void lookahead_step() {
     Burst& b = *lookahead;
@@ -87,6 +98,21 @@ struct WorkerCtx {
                          : (l.fetched > 2 * kLookaheadLag ? l.fetched - 2 * kLookaheadLag : 0);
     for (unsigned k = 0; k < 2 && l.matched < ready; k++, l.matched++)
       l.idx[l.matched] = flows->match_one(b.info[l.matched].key, l.hash[l.matched]);
+  }
+  int32_t* lookup(Burst& b) {
+    const FlowKey* keys[kBurstSize];
+    for (uint16_t i = 0; i < b.n; i++) keys[i] = &b.info[i].key;
+    FlowLookup& l = b.lookup;
+    if (!l.started) {
+      flows->lookup_bulk(keys, b.n, l.idx);
+      return l.idx;
+    }
+    if (lookahead == &b) lookahead = nullptr;
+    for (unsigned i = l.fetched; i < b.n; i++) flows->prefetch_bucket(l.hash[i]);
+    flows->match_bulk(keys + l.matched, b.n - l.matched, l.hash + l.matched, l.idx + l.matched);
+    flows->verify_bulk(keys, b.n, l.hash, l.idx);
+    l.started = false;
+    return l.idx;
   }
 
   void drop(rte_mbuf* m, DropReason r) {

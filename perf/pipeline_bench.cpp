@@ -19,6 +19,9 @@
 // `count` packets, like vanish-perf); the ports are patched into a copy of one template, so the
 // harness's own cost does not grow with the count. Inbound replays ESP that node-a sealed for
 // the same flows (8192 packets per pass, sealed untimed between passes).
+// --bursts 2 (default): flows mode hands the pipeline two bursts at a time, and it runs them as
+// the worker does (Pipeline::outbound_pair / inbound_pair once the table holds pairs_pay()'s
+// number of flows, else one by one); 1: one burst at a time; 3-4: outbound runs that long.
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
 
@@ -49,7 +52,7 @@ struct Args {
   std::vector<int> policies;  // empty: the example config as it is
   std::vector<int> flow_counts;
   int rounds = 3;
-  int bursts = 2;  // outbound bursts per pipeline call (2: Pipeline::outbound_pair)
+  int bursts = 2;  // bursts per pipeline call: 2 = Pipeline::outbound_pair / inbound_pair
 };
 
 // node-b's example config plus n DENY policies applying to namespace default (httpbin-1's) that
@@ -121,38 +124,50 @@ std::vector<std::vector<uint8_t>> encrypt_with_node_a(
   return enc;
 }
 
-// Runs `body(burst)` over bursts of 32 copies of the templates until time/packet budget is used;
-// returns ns/packet of the whole loop. body_ns (optional): ns/packet spent in body() alone, timed
-// around each call (a TSC read per burst), so cache effects of the harness's copies that show
-// up inside body() are the body's, and what the harness does outside it is not.
+// Runs `body(bursts, nb)` over `nb` bursts (1..4) of 32 copies of the templates at a time until
+// the time/packet budget is used; returns ns/packet of the whole loop. body_ns (optional):
+// ns/packet spent in body() alone, timed around each call (a TSC read per call), so cache effects
+// of the harness's copies that show up inside body() are the body's, and what the harness does
+// outside it is not.
 template <typename Body>
-double run(const Args& a, rte_mempool* pool, const std::vector<std::vector<uint8_t>>& tmpl,
-           long* done, Body&& body, double* body_ns = nullptr) {
+double run_bursts(const Args& a, rte_mempool* pool, const std::vector<std::vector<uint8_t>>& tmpl,
+                  long* done, unsigned nb, Body&& body, double* body_ns = nullptr) {
   const uint64_t hz = rte_get_tsc_hz();
   uint64_t start = rte_rdtsc(), deadline = start + uint64_t(a.seconds * double(hz));
   long n = 0;
   size_t next = 0;
   uint64_t in_body = 0;
-  dp::Burst b;
+  dp::Burst bs[4];
   while (a.packets ? n < a.packets : rte_rdtsc() < deadline) {
-    if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
-      std::fprintf(stderr, "pool exhausted\n");
-      std::exit(1);
+    for (unsigned k = 0; k < nb; k++) {
+      dp::Burst& b = bs[k];
+      if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
+        std::fprintf(stderr, "pool exhausted\n");
+        std::exit(1);
+      }
+      for (uint16_t i = 0; i < dp::kBurstSize; i++) {
+        const auto& t = tmpl[next];
+        next = next + 1 == tmpl.size() ? 0 : next + 1;
+        std::memcpy(rte_pktmbuf_append(b.pkts[i], uint16_t(t.size())), t.data(), t.size());
+      }
+      b.n = dp::kBurstSize;
     }
-    for (uint16_t i = 0; i < dp::kBurstSize; i++) {
-      const auto& t = tmpl[next];
-      next = next + 1 == tmpl.size() ? 0 : next + 1;
-      std::memcpy(rte_pktmbuf_append(b.pkts[i], uint16_t(t.size())), t.data(), t.size());
-    }
-    b.n = dp::kBurstSize;
     const uint64_t t0 = rte_rdtsc();
-    body(b);
+    body(bs, nb);
     in_body += rte_rdtsc() - t0;
-    n += dp::kBurstSize;
+    n += long(nb) * dp::kBurstSize;
   }
   *done = n;
   if (body_ns) *body_ns = double(in_body) / double(hz) * 1e9 / double(n);
   return double(rte_rdtsc() - start) / double(hz) * 1e9 / double(n);
+}
+
+// run_bursts() one burst at a time through `body(burst)`.
+template <typename Body>
+double run(const Args& a, rte_mempool* pool, const std::vector<std::vector<uint8_t>>& tmpl,
+           long* done, Body&& body, double* body_ns = nullptr) {
+  return run_bursts(
+      a, pool, tmpl, done, 1, [&](dp::Burst* b, unsigned) { body(*b); }, body_ns);
 }
 
 // ns: the whole loop per packet; io_ns: the harness alone (alloc + copy + free); pipe_ns: the
@@ -322,11 +337,16 @@ int flows_mode(const Args& a, testing::Env& e) {
       one.packets = long(enc.size());
       long n;
       const uint64_t before = e.b.ctr.delivered;
-      const double ns = run(one, e.pool, enc, &n, [&](dp::Burst& b) {
-        e.b.ctx.now = rte_rdtsc();
-        e.b.pipe.inbound(e.b.ctx, b, false);
-        free_tx(e.b.ctx);
-      });
+      const double ns =
+          run_bursts(one, e.pool, enc, &n, unsigned(a.bursts), [&](dp::Burst* b, unsigned m) {
+            e.b.ctx.now = rte_rdtsc();
+            // As the worker decides (Pipeline::pairs_pay); runs longer than two are outbound only.
+            unsigned j = 0;
+            for (; m >= 2 && j + 2 <= m && dp::Pipeline::pairs_pay(e.b.ctx); j += 2)
+              e.b.pipe.inbound_pair(e.b.ctx, b[j], b[j + 1], false);
+            for (; j < m; j++) e.b.pipe.inbound(e.b.ctx, b[j], false);
+            free_tx(e.b.ctx);
+          });
       if (e.b.ctr.delivered - before != uint64_t(n)) {
         std::fprintf(stderr, "inbound delivered %lu of %ld (drops %lu)\n",
                      e.b.ctr.delivered - before, n, e.b.ctr.total_drops());

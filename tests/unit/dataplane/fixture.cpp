@@ -289,6 +289,14 @@ Out DpNode::run_mbufs(const std::vector<rte_mbuf*>& pkts, bool inbound) {
 }
 
 Out DpNode::outbound_runs(const std::vector<Bytes>& frames, unsigned run) {
+  return runs(frames, run, false);
+}
+
+Out DpNode::inbound_pairs(const std::vector<Bytes>& frames) {
+  return runs(frames, 2, true);
+}
+
+Out DpNode::runs(const std::vector<Bytes>& frames, unsigned run, bool inbound) {
   Out out;
   while (run_.size() < run) run_.push_back(std::make_unique<dp::Burst>());
   std::vector<dp::Burst*> bs;
@@ -309,8 +317,12 @@ Out DpNode::outbound_runs(const std::vector<Bytes>& frames, unsigned run) {
       bs.push_back(&b);
     }
     ctx.now = rte_rdtsc();
-    if (bs.size() == 1)
+    if (bs.size() == 1 && inbound)
+      pipe->inbound(ctx, *bs[0], false);
+    else if (bs.size() == 1)
       pipe->outbound(ctx, *bs[0]);
+    else if (inbound)
+      pipe->inbound_pair(ctx, *bs[0], *bs[1], false);
     else
       pipe->outbound_run(ctx, bs.data(), unsigned(bs.size()));
     for (dp::Burst* b : bs) EXPECT_EQ(b->n, 0) << "the pipeline left packets in a burst";

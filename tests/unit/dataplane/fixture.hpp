@@ -104,10 +104,12 @@ class DpNode {
   Out outbound(const std::vector<Bytes>& frames);
   Out inbound(const std::vector<Bytes>& frames);
   Out outbound(const Bytes& frame) { return outbound(std::vector<Bytes>{frame}); }
-  // The frames in runs of `run` bursts of 32 (the last may be shorter) through
-  // Pipeline::outbound_run, the way the worker runs a full local-port burst and the one after it
-  // (run 2: outbound_pair); a lone last burst via outbound().
+  // The frames in runs of `run` bursts of 32 (the last may be shorter) the way the worker runs a
+  // full burst and the one after it from the same port: outbound through Pipeline::outbound_run
+  // (run 2: outbound_pair), inbound through inbound_pair (run 2 only); a lone last burst through
+  // outbound() / inbound().
   Out outbound_runs(const std::vector<Bytes>& frames, unsigned run);
+  Out inbound_pairs(const std::vector<Bytes>& frames);
   Out inbound(const Bytes& frame) { return inbound(std::vector<Bytes>{frame}); }
   // Hand-made mbufs (e.g. chains), at most one burst; the pipeline owns them from here.
   Out run_mbufs(const std::vector<rte_mbuf*>& pkts, bool inbound);
@@ -138,6 +140,7 @@ class DpNode {
  private:
   DpNode() = default;
   Out run(const std::vector<Bytes>& frames, bool inbound);
+  Out runs(const std::vector<Bytes>& frames, unsigned run, bool inbound);
   void run_burst(bool inbound, Out& out);
   std::unique_ptr<dp::Burst> burst_;
   std::vector<std::unique_ptr<dp::Burst>> run_;
