@@ -62,6 +62,14 @@ void Worker::tx(uint16_t port, TxBuffer& buf, uint64_t& pkts, uint64_t& bytes, L
   buf.n = 0;
 }
 
+uint16_t Worker::rx_bursts(uint16_t port) {
+  burst_.n = rte_eth_rx_burst(port, cfg_.queue, burst_.pkts, kBurstSize);
+  burst2_.n = burst_.n == kBurstSize && Pipeline::pairs_pay(ctx_)
+                  ? rte_eth_rx_burst(port, cfg_.queue, burst2_.pkts, kBurstSize)
+                  : 0;
+  return uint16_t(burst_.n + burst2_.n);
+}
+
 void Worker::flush() {
   tx(cfg_.local_port, ctx_.to_local, ctr_.local_tx, ctr_.local_tx_bytes, local_link_);
   tx(cfg_.fabric_port, ctx_.to_fabric, ctr_.fabric_tx, ctr_.fabric_tx_bytes, fabric_link_);
@@ -85,37 +93,21 @@ void Worker::run(const std::atomic<bool>& stop) {
     ctx_.now = rte_rdtsc();
     unsigned got = 0;
 
-    // A full burst from the local port and a table too big for the cache: take a second burst,
-    // whose flow-table misses then overlap the first's encryption (Pipeline::outbound_pair).
-    uint16_t n = rte_eth_rx_burst(cfg_.local_port, cfg_.queue, burst_.pkts, kBurstSize);
-    uint16_t n2 = n == kBurstSize && Pipeline::pairs_pay(ctx_)
-                      ? rte_eth_rx_burst(cfg_.local_port, cfg_.queue, burst2_.pkts, kBurstSize)
-                      : 0;
-    if (n2) {
-      burst_.n = n;
-      burst2_.n = n2;
-      got += n + n2;
+    // A full burst and a table too big for the cache: a second burst from the same port, whose
+    // flow-table misses then overlap the first's cipher work (Pipeline::outbound_pair,
+    // inbound_pair).
+    uint16_t n = rx_bursts(cfg_.local_port);
+    got += n;
+    if (burst2_.n)
       pipe_.outbound_pair(ctx_, burst_, burst2_);
-    } else if (n) {
-      burst_.n = n;
-      got += n;
+    else if (n)
       pipe_.outbound(ctx_, burst_);
-    }
-    // The same from the fabric port (Pipeline::inbound_pair).
-    n = rte_eth_rx_burst(cfg_.fabric_port, cfg_.queue, burst_.pkts, kBurstSize);
-    n2 = n == kBurstSize && Pipeline::pairs_pay(ctx_)
-             ? rte_eth_rx_burst(cfg_.fabric_port, cfg_.queue, burst2_.pkts, kBurstSize)
-             : 0;
-    if (n2) {
-      burst_.n = n;
-      burst2_.n = n2;
-      got += n + n2;
+    n = rx_bursts(cfg_.fabric_port);
+    got += n;
+    if (burst2_.n)
       pipe_.inbound_pair(ctx_, burst_, burst2_, false);
-    } else if (n) {
-      burst_.n = n;
-      got += n;
+    else if (n)
       pipe_.inbound(ctx_, burst_, false);
-    }
     if (my_ring) {
       n = uint16_t(rte_ring_dequeue_burst(my_ring, reinterpret_cast<void**>(burst_.pkts),
                                           kBurstSize, nullptr));

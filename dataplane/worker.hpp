@@ -57,6 +57,9 @@ class Worker {
   }
 
  private:
+  // Receives a burst from `port` into burst_ and, when it is full and Pipeline::pairs_pay(), a
+  // second one into burst2_ (else burst2_.n = 0). Returns the packets received.
+  uint16_t rx_bursts(uint16_t port);
   void flush();
   // A port's link status as last read, read again at most once a millisecond: some PMDs ask the
   // kernel (af_packet, tap), and only a refused burst asks.

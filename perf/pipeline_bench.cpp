@@ -124,6 +124,14 @@ std::vector<std::vector<uint8_t>> encrypt_with_node_a(
   return enc;
 }
 
+// Fills b.pkts with kBurstSize empty mbufs (exits if the pool is empty).
+void alloc_burst(rte_mempool* pool, dp::Burst& b) {
+  if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
+    std::fprintf(stderr, "pool exhausted\n");
+    std::exit(1);
+  }
+}
+
 // Runs `body(bursts, nb)` over `nb` bursts (1..4) of 32 copies of the templates at a time until
 // the time/packet budget is used; returns ns/packet of the whole loop. body_ns (optional):
 // ns/packet spent in body() alone, timed around each call (a TSC read per call), so cache effects
@@ -141,10 +149,7 @@ double run_bursts(const Args& a, rte_mempool* pool, const std::vector<std::vecto
   while (a.packets ? n < a.packets : rte_rdtsc() < deadline) {
     for (unsigned k = 0; k < nb; k++) {
       dp::Burst& b = bs[k];
-      if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
-        std::fprintf(stderr, "pool exhausted\n");
-        std::exit(1);
-      }
+      alloc_burst(pool, b);
       for (uint16_t i = 0; i < dp::kBurstSize; i++) {
         const auto& t = tmpl[next];
         next = next + 1 == tmpl.size() ? 0 : next + 1;
@@ -265,7 +270,7 @@ void set_flow(uint8_t* frame, uint32_t f) {
   frame[37] = uint8_t(dp);
 }
 
-// `n` packets of flows *cursor, *cursor + 1, .. (mod count) through `body`, `nb` bursts (1 or 2)
+// `n` packets of flows *cursor, *cursor + 1, .. (mod count) through `body`, `nb` bursts (1..4)
 // per call; ns/packet.
 template <typename Body>
 double run_flows(rte_mempool* pool, const std::vector<uint8_t>& tmpl, uint32_t count,
@@ -275,10 +280,7 @@ double run_flows(rte_mempool* pool, const std::vector<uint8_t>& tmpl, uint32_t c
   for (long done = 0; done < n; done += long(nb) * dp::kBurstSize) {
     for (unsigned k = 0; k < nb; k++) {
       dp::Burst& b = bs[k];
-      if (rte_pktmbuf_alloc_bulk(pool, b.pkts, dp::kBurstSize) != 0) {
-        std::fprintf(stderr, "pool exhausted\n");
-        std::exit(1);
-      }
+      alloc_burst(pool, b);
       for (uint16_t i = 0; i < dp::kBurstSize; i++) {
         auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(b.pkts[i], uint16_t(tmpl.size())));
         std::memcpy(p, tmpl.data(), tmpl.size());
